@@ -1,0 +1,1118 @@
+"""`w2s-bench report`: assemble the analysis of each suite and write reports/<suite>/.
+
+Computation (``analyze_suite``, ``summarize``) is pure and returns DataFrames; ``write_report``
+is the only function in benchmark.analysis that writes files. Every number printed in
+report.md is a row of summary.csv / quality.csv / switch.csv, and those are recomputable
+from crossings.csv (per run x threshold x unit times), which is recomputable from
+evaluations.csv (every raw evaluation row) plus the run specs (budgets).
+
+Randomness: each bootstrap (one per arm-vs-baseline comparison, one per final-quality
+statistic) uses a fresh ``numpy.random.default_rng(seed)``, so an arm's interval does not
+depend on which other arms exist, and the sweep and the headline share resamples.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark import __version__
+from benchmark.analysis.crossing import UNIT_LABELS, UNITS, restricted_mean, time_to_threshold
+from benchmark.analysis.load import ResultsError, SuiteData, find_suites, load_suite
+from benchmark.analysis.stats import (
+    CI_METHODS,
+    MIN_SEEDS_FOR_CI,
+    bootstrap_mean,
+    p_sooner,
+    paired_ratio_bootstrap,
+    resample_counts,
+)
+
+BASELINE = "baseline"
+SWEEP_POINTS = 41
+SUMMARY_COLUMNS = [
+    "suite", "arm", "baseline", "metric", "direction", "threshold", "post_hoc", "unit",
+    "headline", "n_seeds", "n_censored_arm", "n_censored_base", "mean_time_arm",
+    "mean_time_base", "point", "ci_low", "ci_high", "ci_method", "reps", "bound", "p_sooner",
+    "tau", "rmst_arm", "rmst_base", "rmst_ratio", "per_seed_ratios", "notes",
+]  # fmt: skip
+
+
+@dataclass
+class SuiteAnalysis:
+    """Everything report.md shows, as tables.
+
+    summary:   one row per arm x threshold x unit (SUMMARY_COLUMNS).
+    sweep:     one row per arm x grid threshold (headline unit) with point/CI/bound.
+    crossings: one row per run x threshold x unit (crossing.time_to_threshold + post_hoc).
+    quality:   one row per arm x test metric: final value mean [CI], delta vs baseline [CI].
+    switch:    one row per run with a teacher: switch-off epoch/step, teacher metrics.
+    """
+
+    suite: SuiteData
+    unit: str
+    thresholds: list[float]
+    post_hoc: list[bool]
+    options: dict[str, object]
+    summary: pd.DataFrame
+    sweep: pd.DataFrame
+    crossings: pd.DataFrame
+    quality: pd.DataFrame
+    switch: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def main_threshold(self) -> float | None:
+        """The hardest pre-registered threshold (else the hardest reported one): the level a
+        paper's headline is usually about, and where censoring (hence KM) matters most."""
+        pre = [t for t, ph in zip(self.thresholds, self.post_hoc) if not ph] or self.thresholds
+        if not pre:
+            return None
+        return max(pre) if self.suite.direction == "higher" else min(pre)
+
+
+# --------------------------------------------------------------------------- computation
+
+
+def _is_close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def resolve_thresholds(
+    preregistered: list[float], requested: list[float] | None
+) -> tuple[list[float], list[bool]]:
+    """Thresholds to report and whether each is post hoc.
+
+    The pre-registered thresholds (suite.lock.json) are always reported, so choosing other
+    thresholds cannot hide them; requested ones not among them are appended, flagged post hoc.
+    """
+    out, flags = [float(t) for t in preregistered], [False] * len(preregistered)
+    for t in requested or []:
+        if not any(_is_close(float(t), p) for p in out):
+            out.append(float(t))
+            flags.append(True)
+    return out, flags
+
+
+def sweep_grid(
+    evals: pd.DataFrame,
+    runs: pd.DataFrame,
+    metric: str,
+    direction: str,
+    thresholds: list[float],
+    points: int = SWEEP_POINTS,
+) -> np.ndarray:
+    """Fine grid of thresholds between the lowest informative level and the highest level
+    every arm reaches.
+
+    Low end: the best first-evaluation value over runs (below it every run crosses at its
+    first evaluation, so the speedup there only reflects the evaluation schedule). High end:
+    the hardest level every arm reaches, an arm reaching a level when at least half of its
+    runs do (median over its runs of each run's best value; runs with status complete if
+    any, else all), so a few censored seeds do not empty the sweep; they show up as bounds.
+    The reported thresholds inside that range are added so the sweep passes through them
+    exactly. Returns (G,) ascending; empty when the range is empty.
+    """
+    sub = evals[(evals["split"] == "test") & (evals["metric"] == metric)]
+    sub = sub[np.isfinite(sub["value"].to_numpy(float))]
+    if sub.empty:
+        return np.zeros(0)
+    complete = set(runs.loc[runs["status"] == "complete", "run_id"])
+    g = sub.sort_values(["run_id", "step"], kind="stable").groupby("run_id")["value"]
+    first = g.first()
+    best = g.max() if direction == "higher" else g.min()
+    if complete & set(best.index):
+        best = best[best.index.isin(complete)]
+    arm_of = runs.set_index("run_id")["arm"]
+    arm_best = best.groupby(best.index.map(arm_of)).median()
+    if direction == "higher":
+        lo, hi = first.max(), arm_best.min()
+    else:
+        lo, hi = arm_best.max(), first.min()
+    if not lo < hi:
+        return np.zeros(0)
+    grid = np.linspace(lo, hi, points)
+    extra = [t for t in thresholds if lo <= t <= hi]
+    return np.unique(np.concatenate([grid, extra]))
+
+
+def _bound(n_cens_arm: np.ndarray, n_cens_base: np.ndarray) -> np.ndarray:
+    """'' exact, '>=' baseline censored only (true ratio is larger), '<=' arm censored only,
+    '?' both censored (bounded in neither direction; use the restricted mean ratio)."""
+    out = np.full(n_cens_arm.shape, "", dtype=object)
+    out[(n_cens_base > 0) & (n_cens_arm == 0)] = ">="
+    out[(n_cens_arm > 0) & (n_cens_base == 0)] = "<="
+    out[(n_cens_arm > 0) & (n_cens_base > 0)] = "?"
+    return out
+
+
+def _seed_ratio_strings(seeds, bt, be, at, ae) -> list[str]:
+    """Per-column 'seed:ratio;...' with the per-seed censoring direction as a prefix."""
+    out = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = bt / at
+    for k in range(bt.shape[1]):
+        parts = []
+        for i, s in enumerate(seeds):
+            pre = (
+                "" if be[i, k] and ae[i, k] else (">=" if ae[i, k] else ("<=" if be[i, k] else "?"))
+            )
+            parts.append(f"{s}:{pre}{r[i, k]:.4g}")
+        out.append(";".join(parts))
+    return out
+
+
+def compare_arm(
+    cross: pd.DataFrame,
+    arm: str,
+    *,
+    baseline: str = BASELINE,
+    reps: int = 10_000,
+    seed: int = 0,
+    ci_method: str = "percentile",
+    with_seed_ratios: bool = True,
+    counts_cache: dict | None = None,
+) -> tuple[pd.DataFrame, list[int]]:
+    """Speedup of one arm over the baseline for every (threshold, unit) in ``cross``.
+
+    cross: crossing table rows (time_to_threshold) for both arms.
+    counts_cache: optional dict reused across calls; holds resample_counts for a fresh
+        default_rng(seed) per number of seeds, i.e. exactly the draws a fresh generator
+        would make, computed once.
+    returns (one row per threshold x unit with the statistics columns, paired seeds).
+    """
+    arms_col = cross["arm"].to_numpy(dtype=object)
+    a = cross[arms_col == arm]
+    b = cross[arms_col == baseline]
+    seeds = sorted(set(a["seed"]) & set(b["seed"]))
+    # Column order: thresholds ascending, then units in name order (both arms come from the
+    # same time_to_threshold call, so every seed has one row per column).
+    ths = np.unique(b["threshold"].to_numpy(float))
+    us = np.unique(b["unit"].to_numpy(dtype=object).astype(str))
+    cols = [(t, u) for t in ths for u in us]
+
+    def wide(df: pd.DataFrame):
+        df = df[df["seed"].isin(seeds)]
+        order = np.lexsort(
+            (
+                df["unit"].to_numpy(dtype=object).astype(str),
+                df["threshold"].to_numpy(float),
+                df["seed"].to_numpy(),
+            )
+        )
+        n, k = len(seeds), len(cols)
+        if len(order) != n * k:
+            raise ResultsError("crossing table is not one row per run x threshold x unit")
+
+        def get(c, dtype):
+            return df[c].to_numpy(dtype=dtype)[order].reshape(n, k)
+
+        status = df["status"].to_numpy(dtype=object)[order].reshape(n, k)[:, 0] if n else []
+        return get("time", float), get("event", bool), get("horizon", float), status
+
+    bt, be, bh, bst = wide(b)
+    at, ae, ah, ast = wide(a)
+    bst, ast = np.asarray(bst, dtype=object), np.asarray(ast, dtype=object)
+
+    counts = None
+    if counts_cache is not None and len(seeds) >= MIN_SEEDS_FOR_CI:
+        key = (seed, len(seeds), reps)
+        if key not in counts_cache:
+            counts_cache[key] = resample_counts(np.random.default_rng(seed), len(seeds), reps)
+        counts = counts_cache[key]
+    res = paired_ratio_bootstrap(
+        bt, at, np.random.default_rng(seed), reps=reps, method=ci_method, counts=counts
+    )
+    n_ca, n_cb = (~ae).sum(axis=0), (~be).sum(axis=0)
+    # Restricted-mean horizon: the smallest horizon among the paired *complete* runs (all
+    # runs if none is complete), so both KM curves are observed up to tau.
+    done = np.concatenate([bst == "complete", ast == "complete"])
+    hor = np.concatenate([bh, ah], axis=0)
+    if done.any():
+        hor = hor[done]
+    tau = np.nanmin(hor, axis=0) if len(hor) else np.full(len(cols), np.nan)
+    rm_a = np.array([restricted_mean(at[:, k], ae[:, k], tau[k]) for k in range(len(cols))])
+    rm_b = np.array([restricted_mean(bt[:, k], be[:, k], tau[k]) for k in range(len(cols))])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rm_ratio = rm_b / rm_a
+    notes = []
+    for k in range(len(cols)):
+        note = []
+        if len(seeds) < MIN_SEEDS_FOR_CI:
+            note.append(f"CI not meaningful with {len(seeds)} paired seed(s)")
+        if n_ca[k] or n_cb[k]:
+            note.append(f"censored: {n_ca[k]} arm, {n_cb[k]} baseline")
+        notes.append("; ".join(note))
+    out = pd.DataFrame({
+        "threshold": [c[0] for c in cols], "unit": [c[1] for c in cols],
+        "n_seeds": len(seeds), "n_censored_arm": n_ca, "n_censored_base": n_cb,
+        "mean_time_arm": at.mean(axis=0) if len(seeds) else np.nan,
+        "mean_time_base": bt.mean(axis=0) if len(seeds) else np.nan,
+        "point": res.point, "ci_low": res.ci_low, "ci_high": res.ci_high,
+        "bound": _bound(n_ca, n_cb), "p_sooner": p_sooner(bt, be, at, ae),
+        "tau": tau, "rmst_arm": rm_a, "rmst_base": rm_b, "rmst_ratio": rm_ratio,
+        "per_seed_ratios": _seed_ratio_strings(seeds, bt, be, at, ae) if with_seed_ratios
+        else "",
+        "notes": notes,
+    })  # fmt: skip
+    return out, seeds
+
+
+def final_quality(
+    suite: SuiteData, *, reps: int = 10_000, seed: int = 0, baseline: str = BASELINE
+) -> pd.DataFrame:
+    """Final test value per arm and metric: mean [CI] over seeds and paired delta vs baseline.
+
+    The final value of a run is its last test evaluation of that metric (for a diverged run
+    that may be NaN; NaNs are excluded and counted in n_nan).
+    """
+    ev = suite.evals[suite.evals["split"] == "test"]
+    if ev.empty:
+        return pd.DataFrame()
+    last = (
+        ev.sort_values(["run_id", "step"], kind="stable")
+        .groupby(["arm", "seed", "metric"], as_index=False)
+        .last()
+    )
+    rows = []
+    cache: dict[int, np.ndarray] = {}
+
+    def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+        n = int(np.isfinite(x).sum())
+        if n >= MIN_SEEDS_FOR_CI and n not in cache:
+            cache[n] = resample_counts(np.random.default_rng(seed), n, reps)
+        return bootstrap_mean(x, np.random.default_rng(seed), reps, counts=cache.get(n))
+
+    metrics = sorted(last["metric"].unique(), key=lambda m: (m != suite.metric, m))
+    for metric in metrics:
+        lm = last[last["metric"] == metric]
+        base = lm[lm["arm"] == baseline].set_index("seed")["value"]
+        for arm in [a for a in suite.arms if a in set(lm["arm"])]:
+            v = lm[lm["arm"] == arm].set_index("seed")["value"].astype(float)
+            mean, lo, hi = mean_ci(v.to_numpy())
+            row = {
+                "arm": arm,
+                "metric": metric,
+                "n": int(np.isfinite(v).sum()),
+                "n_nan": int((~np.isfinite(v)).sum()),
+                "mean": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+                "delta": np.nan,
+                "delta_ci_low": np.nan,
+                "delta_ci_high": np.nan,
+                "n_paired": 0,
+            }
+            if arm != baseline and len(base):
+                common = sorted(set(v.index) & set(base.index))
+                d = v.reindex(common).to_numpy(float) - base.reindex(common).to_numpy(float)
+                dm, dlo, dhi = mean_ci(d)
+                row.update(
+                    delta=dm,
+                    delta_ci_low=dlo,
+                    delta_ci_high=dhi,
+                    n_paired=int(np.isfinite(d).sum()),
+                )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def switch_table(suite: SuiteData) -> pd.DataFrame:
+    """One row per run that has a teacher: switch-off epoch/step (NaN = never switched) and
+    the teacher's holdout/test value of the target metric (teacher.json)."""
+    runs = suite.runs[suite.runs["teacher_id"].notna()]
+    rows = []
+    for r in runs.itertuples(index=False):
+        t = suite.teachers.get(r.teacher_id) or {}
+        m = t.get("metrics") or {}
+        rows.append(
+            {
+                "arm": r.arm,
+                "seed": r.seed,
+                "run_id": r.run_id,
+                "status": r.status,
+                "switch_epoch": r.switch_epoch,
+                "switch_step": r.switch_step,
+                "teacher_id": r.teacher_id,
+                "teacher_name": r.teacher_name,
+                "teacher_holdout": (m.get("holdout") or {}).get(suite.metric, np.nan),
+                "teacher_test": (m.get("test") or {}).get(suite.metric, np.nan),
+            }
+        )
+    cols = [
+        "arm",
+        "seed",
+        "run_id",
+        "status",
+        "switch_epoch",
+        "switch_step",
+        "teacher_id",
+        "teacher_name",
+        "teacher_holdout",
+        "teacher_test",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def analyze_suite(
+    suite: SuiteData,
+    *,
+    unit: str | None = None,
+    thresholds: list[float] | None = None,
+    reps: int = 10_000,
+    seed: int = 0,
+    interpolate: bool = False,
+    sustained: int = 1,
+    ci_method: str = "percentile",
+) -> SuiteAnalysis:
+    """All tables of one suite's report, no files written. unit=None -> headline in epochs."""
+    headline = unit or "epochs"
+    if headline not in UNITS:
+        raise ResultsError(f"unknown unit {headline!r}; choose from {', '.join(UNITS)}")
+    if ci_method not in CI_METHODS:
+        raise ResultsError(f"unknown CI method {ci_method!r}; choose from {CI_METHODS}")
+    if reps < 1 or sustained < 1:
+        raise ResultsError("--reps and --sustained must be >= 1")
+    thr, post_hoc = resolve_thresholds(suite.thresholds, thresholds)
+    msgs = list(suite.warnings)
+    if not thr:
+        msgs.append("no thresholds: the lock has none and none were given")
+    for t, ph in zip(thr, post_hoc):
+        if ph:
+            msgs.append(f"threshold {t:g} is POST HOC (not pre-registered in suite.lock.json)")
+    units = list(UNITS)
+    cross = time_to_threshold(
+        suite.evals,
+        suite.runs,
+        suite.metric,
+        suite.direction,
+        thr,
+        units,
+        interpolate=interpolate,
+        sustained=sustained,
+    )
+    ph_map = {t: p for t, p in zip(thr, post_hoc)}
+    cross["post_hoc"] = cross["threshold"].map(ph_map).astype(bool)
+
+    grid = sweep_grid(suite.evals, suite.runs, suite.metric, suite.direction, thr)
+    sweep_cross = (
+        time_to_threshold(
+            suite.evals,
+            suite.runs,
+            suite.metric,
+            suite.direction,
+            grid,
+            [headline],
+            interpolate=interpolate,
+            sustained=sustained,
+        )
+        if len(grid)
+        else None
+    )
+
+    arms = [a for a in suite.arms if a in set(suite.runs["arm"])]
+    compare = [a for a in arms if a != BASELINE]
+    summ, sweeps = [], []
+    if BASELINE not in arms:
+        msgs.append(f"no '{BASELINE}' arm: no speedups computed")
+        compare = []
+    cache: dict = {}
+    for arm in compare:
+        df, seeds = compare_arm(
+            cross, arm, reps=reps, seed=seed, ci_method=ci_method, counts_cache=cache
+        )
+        df.insert(0, "arm", arm)
+        summ.append(df)
+        n_arm = int((suite.runs["arm"] == arm).sum())
+        if len(seeds) < n_arm or len(seeds) < int((suite.runs["arm"] == BASELINE).sum()):
+            msgs.append(
+                f"arm {arm}: only {len(seeds)} seed(s) paired with {BASELINE}; "
+                "unpaired runs are left out of its speedups"
+            )
+        if len(seeds) < MIN_SEEDS_FOR_CI:
+            msgs.append(
+                f"arm {arm}: {len(seeds)} paired seed(s) -> CI not meaningful "
+                f"(need >= {MIN_SEEDS_FOR_CI})"
+            )
+        if sweep_cross is not None:
+            sw, _ = compare_arm(
+                sweep_cross,
+                arm,
+                reps=reps,
+                seed=seed,
+                ci_method=ci_method,
+                with_seed_ratios=False,
+                counts_cache=cache,
+            )
+            sw.insert(0, "arm", arm)
+            sweeps.append(sw.drop(columns=["per_seed_ratios"]))
+    if summ:
+        summary = pd.concat(summ, ignore_index=True)
+        summary["post_hoc"] = summary["threshold"].map(ph_map).astype(bool)
+        summary["headline"] = summary["unit"] == headline
+    else:
+        summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
+    summary["suite"], summary["baseline"] = suite.name, BASELINE
+    summary["metric"], summary["direction"] = suite.metric, suite.direction
+    summary["ci_method"], summary["reps"] = ci_method, reps
+    summary = summary[SUMMARY_COLUMNS]
+    # Order: threshold (as reported), arm (as in the lock), unit (as in UNITS).
+    if len(summary):
+        summary = (
+            summary.assign(
+                _t=summary["threshold"].map({t: i for i, t in enumerate(thr)}),
+                _a=summary["arm"].map({a: i for i, a in enumerate(arms)}),
+                _u=summary["unit"].map({u: i for i, u in enumerate(units)}),
+            )
+            .sort_values(["_t", "_a", "_u"])
+            .drop(columns=["_t", "_a", "_u"])
+            .reset_index(drop=True)
+        )
+        cens = summary[
+            (summary["unit"] == headline)
+            & ((summary["n_censored_arm"] > 0) | (summary["n_censored_base"] > 0))
+        ]
+        for r in cens.itertuples(index=False):
+            msgs.append(
+                f"threshold {r.threshold:g}, arm {r.arm}: {r.n_censored_arm} arm and "
+                f"{r.n_censored_base} baseline run(s) never reached it (censored); "
+                f"speedup is bounded '{r.bound or '='}', see the restricted mean"
+            )
+    sweep = (
+        pd.concat(sweeps, ignore_index=True)
+        if sweeps
+        else pd.DataFrame(
+            columns=["arm", "threshold", "unit", "point", "ci_low", "ci_high", "bound"]
+        )
+    )
+    if len(sweep):
+        sweep["pre_registered"] = [
+            any(_is_close(t, p) for p in suite.thresholds) for t in sweep["threshold"]
+        ]
+        sweep["post_hoc"] = [
+            any(_is_close(t, p) for p, f in zip(thr, post_hoc) if f) for t in sweep["threshold"]
+        ]
+    bad_tt = suite.runs[suite.runs["teacher_train_flops"].isna()]
+    if len(bad_tt):
+        msgs.append(
+            "teacher training cost unknown for some runs: 'FLOPs + teacher training' "
+            "speedups are NaN there"
+        )
+    options = {
+        "unit": unit,
+        "thresholds": thresholds,
+        "reps": reps,
+        "seed": seed,
+        "interpolate": interpolate,
+        "sustained": sustained,
+        "ci_method": ci_method,
+    }
+    return SuiteAnalysis(
+        suite=suite,
+        unit=headline,
+        thresholds=thr,
+        post_hoc=post_hoc,
+        options=options,
+        summary=summary,
+        sweep=sweep,
+        crossings=cross,
+        quality=final_quality(suite, reps=reps, seed=seed),
+        switch=switch_table(suite),
+        warnings=list(dict.fromkeys(msgs)),
+    )
+
+
+def analyze(results_dirs: list[Path], **options) -> list[SuiteAnalysis]:
+    """analyze_suite for every suite found under results_dirs (see load.find_suites)."""
+    return [analyze_suite(load_suite(p), **options) for p in find_suites(results_dirs)]
+
+
+def summarize(
+    results_dirs: list[Path],
+    *,
+    unit: str | None = None,
+    thresholds: list[float] | None = None,
+    reps: int = 10_000,
+    seed: int = 0,
+    interpolate: bool = False,
+    sustained: int = 1,
+    ci_method: str = "percentile",
+) -> pd.DataFrame:
+    """The summary table (SUMMARY_COLUMNS) of every suite, concatenated; nothing written."""
+    res = analyze(
+        results_dirs,
+        unit=unit,
+        thresholds=thresholds,
+        reps=reps,
+        seed=seed,
+        interpolate=interpolate,
+        sustained=sustained,
+        ci_method=ci_method,
+    )
+    frames = [a.summary for a in res if len(a.summary)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SUMMARY_COLUMNS)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_num(x: float, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    x = float(x)
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}" if abs(x) >= 1 else f"{x:.{digits}f}"
+
+
+def fmt_speedup(row, *, ci: bool = True, tex: bool = False) -> str:
+    """'>= 2.10x [1.80, 2.40]' style: bound, point, CI (or a note when n < 3)."""
+    if not np.isfinite(row.point):
+        return "n/a"
+    bound = {"": "", ">=": ">= ", "<=": "<= ", "?": "~ "}[row.bound]
+    if tex:
+        bound = {"": "", ">=": "$\\geq$ ", "<=": "$\\leq$ ", "?": "$\\sim$ "}[row.bound]
+    times = "$\\times$" if tex else "x"
+    s = f"{bound}{row.point:.2f}{times}"
+    if ci:
+        if np.isfinite(row.ci_low) and np.isfinite(row.ci_high):
+            s += f" [{row.ci_low:.2f}, {row.ci_high:.2f}]"
+        elif row.n_seeds < MIN_SEEDS_FOR_CI:
+            s += " (CI n/a, n<3)"
+    return s
+
+
+def _thr_label(t: float, post_hoc: bool) -> str:
+    return f"{t:g}" + (" (post hoc)" if post_hoc else "")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def clean(c: object) -> str:
+        return str(c).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(clean(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def regenerate_command(an: SuiteAnalysis, out_dir: Path) -> str:
+    o = an.options
+    parts = ["w2s-bench", "report", str(an.suite.path), "--out", str(out_dir)]
+    if o["unit"]:
+        parts += ["--unit", str(o["unit"])]
+    for t in o["thresholds"] or []:
+        parts += ["--threshold", f"{t:g}"]
+    parts += ["--reps", str(o["reps"]), "--seed", str(o["seed"])]
+    if o["interpolate"]:
+        parts.append("--interpolate")
+    if o["sustained"] != 1:
+        parts += ["--sustained", str(o["sustained"])]
+    if o["ci_method"] != "percentile":
+        parts += ["--ci-method", str(o["ci_method"])]
+    return shlex.join(parts)
+
+
+def _headline_md(an: SuiteAnalysis) -> str:
+    s = an.summary
+    units = [an.unit] + [u for u in UNITS if u != an.unit]
+    header = [
+        "Threshold",
+        "Arm",
+        "n",
+        f"Speedup ({UNIT_LABELS[an.unit]}) [95% CI]",
+        *[UNIT_LABELS[u] for u in units[1:]],
+        "P(arm sooner)",
+        f"RMST ratio ({UNIT_LABELS[an.unit]})",
+    ]
+    rows = []
+    for (t, arm), g in s.groupby(["threshold", "arm"], sort=False):
+        by = {r.unit: r for r in g.itertuples(index=False)}
+        h = by[an.unit]
+        rows.append(
+            [
+                _thr_label(t, h.post_hoc),
+                arm,
+                str(h.n_seeds),
+                fmt_speedup(h),
+                *[fmt_speedup(by[u]) if u in by else "n/a" for u in units[1:]],
+                fmt_num(h.p_sooner, 2),
+                fmt_num(h.rmst_ratio),
+            ]
+        )
+    return _md_table(header, rows)
+
+
+def _censoring_md(an: SuiteAnalysis) -> str:
+    s = an.summary[an.summary["unit"] == an.unit]
+    header = [
+        "Threshold",
+        "Arm",
+        "censored arm / base",
+        "bound",
+        "mean time arm",
+        "mean time base",
+        "tau",
+        "RMST arm",
+        "RMST base",
+        "RMST ratio",
+        "per-seed ratios",
+    ]
+    rows = [
+        [
+            _thr_label(r.threshold, r.post_hoc),
+            r.arm,
+            f"{r.n_censored_arm} / {r.n_censored_base}",
+            r.bound or "exact",
+            fmt_num(r.mean_time_arm),
+            fmt_num(r.mean_time_base),
+            fmt_num(r.tau),
+            fmt_num(r.rmst_arm),
+            fmt_num(r.rmst_base),
+            fmt_num(r.rmst_ratio),
+            r.per_seed_ratios.replace(";", "; "),
+        ]
+        for r in s.itertuples(index=False)
+    ]
+    return _md_table(header, rows)
+
+
+def _ci(m, lo, hi, digits=4) -> str:
+    if not np.isfinite(m):
+        return "n/a"
+    s = f"{m:.{digits}g}"
+    return s + (f" [{lo:.{digits}g}, {hi:.{digits}g}]" if np.isfinite(lo) else " (CI n/a)")
+
+
+def _quality_md(an: SuiteAnalysis) -> str:
+    q = an.quality
+    if q.empty:
+        return "_No test evaluations._"
+    header = ["Metric", "Arm", "n", "final test value [95% CI]", "delta vs baseline [95% CI]"]
+    rows = [
+        [
+            r.metric,
+            r.arm,
+            str(r.n) + (f" (+{r.n_nan} NaN)" if r.n_nan else ""),
+            _ci(r.mean, r.ci_low, r.ci_high),
+            "-" if r.arm == BASELINE else _ci(r.delta, r.delta_ci_low, r.delta_ci_high),
+        ]
+        for r in q.itertuples(index=False)
+    ]
+    return _md_table(header, rows)
+
+
+def _switch_md(an: SuiteAnalysis) -> str:
+    sw = an.switch
+    if sw.empty:
+        return "_No arm uses a teacher._"
+    parts = []
+    header = [
+        "Arm",
+        "teacher",
+        f"teacher holdout {an.suite.metric}",
+        f"teacher test {an.suite.metric}",
+        "switched",
+        "median switch epoch",
+        "median switch step",
+        "per seed: epoch (step)",
+    ]
+    rows = []
+    for arm, g in sw.groupby("arm", sort=False):
+        per = "; ".join(
+            f"{r.seed}: "
+            + (
+                "never"
+                if not np.isfinite(r.switch_epoch)
+                else f"{r.switch_epoch:.4g} ({r.switch_step:.0f})"
+            )
+            for r in g.itertuples(index=False)
+        )
+        rows.append(
+            [
+                arm,
+                ", ".join(sorted({str(x) for x in g["teacher_name"].fillna(g["teacher_id"])})),
+                fmt_num(g["teacher_holdout"].astype(float).iloc[0], 4),
+                fmt_num(g["teacher_test"].astype(float).iloc[0], 4),
+                f"{int(np.isfinite(g['switch_epoch'].astype(float)).sum())}/{len(g)}",
+                fmt_num(g["switch_epoch"].astype(float).median(), 4),
+                fmt_num(g["switch_step"].astype(float).median(), 6),
+                per,
+            ]
+        )
+    parts.append(_md_table(header, rows))
+    parts.append("Medians are over runs that switched off; 'never' = no switch_off event.")
+    return "\n\n".join(parts)
+
+
+def _provenance_md(an: SuiteAnalysis) -> str:
+    header = [
+        "run id",
+        "arm",
+        "seed",
+        "status",
+        "git sha",
+        "dirty",
+        "device",
+        "torch",
+        "threads",
+        "resumed",
+        "lost wall s",
+    ]
+    rows = []
+    for r in an.suite.runs.itertuples(index=False):
+        rows.append(
+            [
+                r.run_id,
+                r.arm,
+                str(r.seed),
+                r.status,
+                str(r.git_sha or "?")[:12],
+                str(r.git_dirty),
+                str(r.device),
+                str(r.torch_version),
+                str(r.threads),
+                str(r.resumed),
+                str(r.lost_wall_s),
+            ]
+        )
+    return _md_table(header, rows)
+
+
+_PLOT_NOTES = {
+    "sweep": lambda an: [
+        f"Speedup in {UNIT_LABELS[an.unit]} over a grid from the best first-evaluation value "
+        "to the worst best value over runs (the hardest level every run reaches); dotted "
+        "lines: pre-registered thresholds, dashed: post hoc. Values in sweep.csv.",
+        "",
+    ],
+    "curves": lambda an: [
+        "Mean test curve per arm with a 95% t-interval over seeds; horizontal lines: "
+        "thresholds (dashed = post hoc); x: switch-off points.",
+        "",
+    ],
+    "per_seed": lambda an: [
+        f"Threshold {_thr_label(an.main_threshold, False)} (the hardest pre-registered one), "
+        f"in {UNIT_LABELS[an.unit]}; hollow triangles: censored at that time.",
+        "",
+    ],
+    "km": lambda an: [
+        "Fraction of runs that have reached the main threshold (1 - Kaplan-Meier survival); "
+        "+ marks censoring.",
+        "",
+    ],
+}
+
+
+def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> str:
+    su = an.suite
+    o = an.options
+    direction = "higher is better" if su.direction == "higher" else "lower is better"
+    pre = [t for t, ph in zip(an.thresholds, an.post_hoc) if not ph]
+    ph = [t for t, p in zip(an.thresholds, an.post_hoc) if p]
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    n_status = su.runs["status"].value_counts().to_dict()
+    lines = [
+        f"# w2s-bench report: {su.name}",
+        "",
+        "Regenerate with:",
+        "",
+        f"    {regenerate_command(an, out_dir)}",
+        "",
+        f"Generated {now} by w2s-bench {__version__} from `{su.path}` "
+        f"(suite sha256 `{su.lock.get('suite_sha256', '?')}`, locked {su.lock.get('created', '?')}).",
+        f"Target metric: test **{su.metric}** ({direction}). Pre-registered thresholds: "
+        f"{', '.join(f'{t:g}' for t in pre) or 'none'}."
+        + (
+            f" **Post hoc thresholds** (not in the lock): {', '.join(f'{t:g}' for t in ph)}."
+            if ph
+            else ""
+        ),
+        f"Runs: {len(su.runs)} ({', '.join(f'{v} {k}' for k, v in n_status.items())}); arms: "
+        f"{', '.join(a for a in su.arms if a in set(su.runs['arm']))}.",
+        f"Crossing rule: first test evaluation with {su.metric} "
+        f"{'>=' if su.direction == 'higher' else '<='} threshold"
+        + (
+            f", sustained for {o['sustained']} consecutive evaluations"
+            if o["sustained"] > 1
+            else ""
+        )
+        + (", linearly interpolated between the bracketing evaluations" if o["interpolate"] else "")
+        + ".",
+        "",
+        "## Warnings",
+        "",
+    ]
+    lines += [f"- {w}" for w in an.warnings] or ["- none"]
+    lines += [
+        "",
+        "## Headline: speedup over baseline",
+        "",
+        "Speedup = mean(baseline time to threshold) / mean(arm time to threshold) over seeds "
+        "paired by seed value (> 1: the arm gets there sooner). "
+        f"[95% CI]: paired bootstrap over seeds, {o['reps']} resamples, {o['ci_method']}, "
+        f"seed {o['seed']}. FLOPs include the teacher's forward passes; 'FLOPs + teacher "
+        "training' also charges the teacher's training cost. '>= x': some baseline runs never "
+        "reached the threshold (censored), so the true speedup is at least x; '<= x': some arm "
+        "runs were censored; '~ x': both were, the point estimate is bounded in neither "
+        "direction (use the restricted mean ratio). P(arm sooner): fraction of paired seeds "
+        "where the arm crossed first (undecidable pairs count 1/2). RMST ratio: ratio of "
+        "restricted mean times (area under the Kaplan-Meier curve up to tau).",
+        "",
+        _headline_md(an) if len(an.summary) else "_No speedups (no baseline or no other arm)._",
+        "",
+        f"## Censoring and restricted mean time ({UNIT_LABELS[an.unit]})",
+        "",
+        "A run that never reaches a threshold is censored at its budget (epochs/steps, for "
+        "complete runs) or at its last evaluation (seconds/FLOPs, and any run that diverged, "
+        "failed or is still running); it is never dropped. tau = the smallest horizon among "
+        "the paired complete runs. Per-seed ratios are baseline/arm time, seed:ratio.",
+        "",
+        _censoring_md(an) if len(an.summary) else "_n/a_",
+        "",
+        "## Final quality",
+        "",
+        "Last test evaluation of each run; mean over seeds [95% percentile bootstrap CI]; "
+        "delta = arm - baseline paired by seed.",
+        "",
+        _quality_md(an),
+        "",
+        "## Switch-off",
+        "",
+        _switch_md(an),
+        "",
+    ]
+    for key, title in (
+        ("sweep", "Threshold sweep"),
+        ("curves", "Learning curves"),
+        ("per_seed", "Per-seed time to the main threshold"),
+        ("km", "Kaplan-Meier: time to the main threshold"),
+    ):
+        if key in plots:
+            lines += [f"## {title}", "", *_PLOT_NOTES[key](an), f"![{title}]({plots[key]})", ""]
+    lines += [
+        "## Provenance",
+        "",
+        _provenance_md(an),
+        "",
+        "## Files",
+        "",
+        "- `summary.csv`: one row per arm x threshold x unit; every speedup above.",
+        "- `crossings.csv`: time to each threshold per run and unit (event=False: censored).",
+        "- `evaluations.csv`: every raw evaluation row (run_id, arm, seed, ...).",
+        "- `sweep.csv`, `quality.csv`, `switch.csv`, `tables.tex` (booktabs).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+_TEX_ESC = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def tex_escape(s: object) -> str:
+    return "".join(_TEX_ESC.get(c, c) for c in str(s))
+
+
+def render_tex(an: SuiteAnalysis) -> str:
+    """booktabs tables: headline speedups, final quality, switch-off."""
+    out = [
+        f"% w2s-bench {__version__} report for suite {tex_escape(an.suite.name)}",
+        "% requires \\usepackage{booktabs}",
+        "",
+    ]
+    units = [an.unit] + [u for u in UNITS if u != an.unit]
+    if len(an.summary):
+        out += [
+            "\\begin{table}[t]",
+            "\\centering",
+            "\\small",
+            "\\begin{tabular}{ll" + "c" * len(units) + "}",
+            "\\toprule",
+            "Threshold & Arm & " + " & ".join(tex_escape(UNIT_LABELS[u]) for u in units) + " \\\\",
+            "\\midrule",
+        ]
+        for (t, arm), g in an.summary.groupby(["threshold", "arm"], sort=False):
+            by = {r.unit: r for r in g.itertuples(index=False)}
+            ph = bool(g["post_hoc"].iloc[0])
+            cells = [fmt_speedup(by[u], tex=True) if u in by else "n/a" for u in units]
+            dagger = "$^\\dagger$" if ph else ""
+            out.append(f"{t:g}{dagger} & {tex_escape(arm)} & " + " & ".join(cells) + " \\\\")
+        out += [
+            "\\bottomrule",
+            "\\end{tabular}",
+            f"\\caption{{Speedup over baseline in time to test {tex_escape(an.suite.metric)} "
+            f"threshold: ratio of mean times over paired seeds [95\\% paired bootstrap CI, "
+            f"{an.options['reps']} resamples]. $\\geq$/$\\leq$: bounded by censoring."
+            + (" $^\\dagger$post hoc threshold." if any(an.post_hoc) else "")
+            + "}",
+            "\\end{table}",
+            "",
+        ]
+    if not an.quality.empty:
+        out += [
+            "\\begin{table}[t]",
+            "\\centering",
+            "\\small",
+            "\\begin{tabular}{llrll}",
+            "\\toprule",
+            "Metric & Arm & $n$ & Final test [95\\% CI] & $\\Delta$ vs baseline \\\\",
+            "\\midrule",
+        ]
+        for r in an.quality.itertuples(index=False):
+            d = "--" if r.arm == BASELINE else _ci(r.delta, r.delta_ci_low, r.delta_ci_high)
+            out.append(
+                f"{tex_escape(r.metric)} & {tex_escape(r.arm)} & {r.n} & "
+                f"{_ci(r.mean, r.ci_low, r.ci_high)} & {d} \\\\"
+            )
+        out += [
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\caption{Final test quality per arm (mean over seeds).}",
+            "\\end{table}",
+            "",
+        ]
+    if not an.switch.empty:
+        out += [
+            "\\begin{table}[t]",
+            "\\centering",
+            "\\small",
+            "\\begin{tabular}{lrrrr}",
+            "\\toprule",
+            "Arm & switched & median epoch & teacher holdout & teacher test \\\\",
+            "\\midrule",
+        ]
+        for arm, g in an.switch.groupby("arm", sort=False):
+            e = g["switch_epoch"].astype(float)
+            out.append(
+                f"{tex_escape(arm)} & {int(np.isfinite(e).sum())}/{len(g)} & "
+                f"{fmt_num(e.median(), 4)} & "
+                f"{fmt_num(g['teacher_holdout'].astype(float).iloc[0], 4)} & "
+                f"{fmt_num(g['teacher_test'].astype(float).iloc[0], 4)} \\\\"
+            )
+        out += [
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\caption{Switch-off of distillation and teacher quality.}",
+            "\\end{table}",
+            "",
+        ]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- figures + files
+
+
+def make_figures(an: SuiteAnalysis) -> dict[str, object]:
+    """The report's figures (name -> matplotlib Figure); nothing written."""
+    from benchmark.analysis import plots
+
+    su = an.suite
+    arms = [a for a in su.arms if a in set(su.runs["arm"])]
+    figs: dict[str, object] = {}
+    x = "step" if an.unit == "steps" else "epoch"
+    curves = su.evals[(su.evals["split"] == "test") & (su.evals["metric"] == su.metric)]
+    sw = su.runs[np.isfinite(su.runs[f"switch_{x}"].astype(float))]
+    switches = None
+    if len(sw):
+        pts = []
+        by_run = {rid: g for rid, g in curves.groupby("run_id", observed=True, sort=False)}
+        for r in sw.itertuples(index=False):
+            c = by_run.get(r.run_id)
+            xv = float(getattr(r, f"switch_{x}"))
+            if c is not None and len(c):
+                c = c.sort_values(x)
+                v = np.interp(xv, c[x].to_numpy(float), c["value"].to_numpy(float))
+                pts.append({"arm": r.arm, "seed": r.seed, x: xv, "value": v})
+        switches = pd.DataFrame(pts) if pts else None
+    figs["curves"] = plots.plot_learning_curves(
+        curves,
+        metric=su.metric,
+        thresholds=an.thresholds,
+        post_hoc=an.post_hoc,
+        switches=switches,
+        x=x,
+        arms=arms,
+    )
+    if len(an.sweep):
+        figs["sweep"] = plots.plot_speedup_sweep(
+            an.sweep, unit=an.unit, thresholds=an.thresholds, post_hoc=an.post_hoc, arms=arms
+        )
+    main = an.main_threshold
+    if main is not None:
+        c = an.crossings[(an.crossings["unit"] == an.unit) & (an.crossings["threshold"] == main)]
+        figs["per_seed"] = plots.plot_per_seed(c, unit=an.unit, threshold=main, arms=arms)
+        figs["km"] = plots.plot_km(c, unit=an.unit, threshold=main, arms=arms)
+    return figs
+
+
+def write_suite_report(an: SuiteAnalysis, out_dir: Path) -> Path:
+    """Write reports/<suite>/ for one analysed suite; returns the report.md path."""
+    d = Path(out_dir) / an.suite.name
+    d.mkdir(parents=True, exist_ok=True)
+    an.summary.to_csv(d / "summary.csv", index=False)
+    an.crossings.to_csv(d / "crossings.csv", index=False)
+    an.sweep.to_csv(d / "sweep.csv", index=False)
+    an.quality.to_csv(d / "quality.csv", index=False)
+    an.switch.to_csv(d / "switch.csv", index=False)
+    an.suite.evals.to_csv(d / "evaluations.csv", index=False)
+    plots: dict[str, str] = {}
+    for name, fig in make_figures(an).items():
+        fname = {
+            "curves": "learning_curves.png",
+            "sweep": "speedup_vs_threshold.png",
+            "per_seed": "per_seed.png",
+            "km": "km.png",
+        }[name]
+        fig.savefig(d / fname, dpi=110)
+        plots[name] = fname
+    (d / "tables.tex").write_text(render_tex(an), encoding="utf-8")
+    md = d / "report.md"
+    md.write_text(render_markdown(an, Path(out_dir), plots), encoding="utf-8")
+    return md
+
+
+def write_report(
+    results_dirs: list[Path],
+    out_dir: Path,
+    *,
+    unit: str | None = None,
+    thresholds: list[float] | None = None,
+    reps: int = 10000,
+    seed: int = 0,
+    interpolate: bool = False,
+    sustained: int = 1,
+    ci_method: str = "percentile",
+) -> list[Path]:
+    """Analyse every suite under results_dirs and write reports/<suite>/ for each.
+
+    Returns the report.md paths. Raises ResultsError for an unreadable tree or bad option.
+    """
+    written = []
+    for an in analyze(
+        results_dirs,
+        unit=unit,
+        thresholds=thresholds,
+        reps=reps,
+        seed=seed,
+        interpolate=interpolate,
+        sustained=sustained,
+        ci_method=ci_method,
+    ):
+        written.append(write_suite_report(an, Path(out_dir)))
+    return written

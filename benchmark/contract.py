@@ -1,0 +1,51 @@
+"""The results contract: the only thing analysis reads. Pure data, no torch.
+
+Layout (one suite)::
+
+    results/<suite>/suite.lock.json          pre-registration, written before the first run
+    results/<suite>/teachers/<teacher_id>/   teacher.json (+ checkpoint.pt, metrics.jsonl)
+    results/<suite>/runs/<run_id>/spec.json  fully resolved run spec
+                                  manifest.json
+                                  metrics.jsonl   one line per (evaluation, split, metric)
+                                  events.jsonl
+                                  checkpoints/last.pt
+
+suite.lock.json keys: schema_version, suite (name), suite_sha256, created, resolved (the
+whole resolved suite as a dict), targets {metric, direction, thresholds}, seeds, arms (names).
+
+spec.json keys: schema_version, run_id, suite, arm, seed, task, seeds (derived seeds:
+init, data, augment, ...), teacher (null or {id, name, model}), budget {epochs, steps},
+targets {metric, direction, thresholds}, plus every resolved setting (data, student,
+train, distill).
+
+manifest.json keys: schema_version, run_id, status (running|complete|diverged|failed),
+git {sha, dirty}, versions {python, torch, ...}, device, threads, started, ended,
+resumed (int), lost_wall_s (float), host.
+
+teacher.json keys: schema_version, teacher_id, name, model, metrics {holdout: {metric:
+value}, test: {metric: value}}, cost {epochs, steps, samples, train_wall_s, eval_wall_s,
+flops}, source ("trained" | "checkpoint").
+
+events.jsonl rows: {event, epoch, step, wall (unix time), ...}; events used downstream:
+switch_off {epoch, step, student_holdout, teacher_holdout, reason}, kd_zero (end of a
+ramp), threshold_crossed {threshold, value}, resume, divergence {loss}.
+"""
+
+from __future__ import annotations
+
+METRIC_ROW_KEYS = (
+    "epoch",  # float: optimizer steps / steps per epoch
+    "step",  # int: optimizer steps taken so far
+    "samples",  # int: training samples seen so far
+    "train_wall_s",  # float: training wall seconds so far, evaluation excluded
+    "eval_wall_s",  # float: evaluation wall seconds so far (cumulative)
+    "flops",  # float: cumulative training FLOPs, teacher forwards included
+    "split",  # "test" | "holdout"
+    "metric",  # e.g. "accuracy" (percent), "AP" (percent), "fid_cifarnet"
+    "value",  # float
+    "kd_active",  # bool: distillation weight > 0 during the step that led here
+)
+
+SPLITS = ("test", "holdout")
+STATUSES = ("running", "complete", "diverged", "failed")
+DIRECTIONS = ("higher", "lower")

@@ -1,0 +1,79 @@
+"""One small registry class and the three registries (datasets, models, losses).
+
+Entries are import strings resolved on first use, so listing and validating names
+never imports torch (DESIGN.md convention 7).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Entry:
+    name: str
+    target: str  # "module:attribute"
+    help: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def add(self, name: str, target: str, help: str, **meta: Any) -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._entries[name] = Entry(name, target, help, meta)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __getitem__(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries))
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+
+DATASETS = Registry("dataset")
+MODELS = Registry("model")
+LOSSES = Registry("loss")
+
+# --- datasets: meta["task"] says which task reads them -------------------------------
+DATASETS.add("synthetic", "benchmark.data.synthetic:load", "procedural 10-class 32x32 shapes/textures (no download)", task="classification")
+DATASETS.add("cifar10", "benchmark.data.cifar:load_cifar10", "CIFAR-10: torchvision format or ImageFolder copy under <root>/cifar10", task="classification")
+DATASETS.add("cifar100", "benchmark.data.cifar:load_cifar100", "CIFAR-100: torchvision format or ImageFolder copy under <root>/cifar100", task="classification")
+DATASETS.add("imagefolder", "benchmark.data.imagefolder:load", "any <root>/<kwargs.path>/{train,val}/<class>/* tree, streamed", task="classification")
+DATASETS.add("imagenet", "benchmark.data.imagefolder:load_imagenet", "ImageNet in ImageFolder layout at <root>/imagenet/{train,val}", task="classification")
+DATASETS.add("pack", "benchmark.data.pack:load", "a `w2s-bench pack` file (kwargs.path), decoded into memory", task="classification")
+
+# --- models: CIFAR-style 32x32 networks; any other name is looked up in timm ----------
+MODELS.add("tinycnn", "benchmark.models.cifar:tinycnn", "small plain CNN, a credibly weak teacher (~0.1M params)", task="classification")
+MODELS.add("resnet8", "benchmark.models.cifar:resnet8", "CIFAR ResNet-8 (He et al. 2016)", task="classification")
+MODELS.add("resnet20", "benchmark.models.cifar:resnet20", "CIFAR ResNet-20 (He et al. 2016), 0.27M params", task="classification")
+MODELS.add("resnet56", "benchmark.models.cifar:resnet56", "CIFAR ResNet-56 (He et al. 2016), 0.85M params", task="classification")
+MODELS.add("resnet18_cifar", "benchmark.models.cifar:resnet18_cifar", "ResNet-18 with a 3x3 CIFAR stem (11M params)", task="classification")
+
+# --- losses: what the distillation term is ------------------------------------------
+LOSSES.add("kd", "benchmark.distill.losses:kd_loss", "(1-a)*CE + a*T^2*KL(teacher_T || student_T) (Hinton et al. 2015)", task="classification", needs_teacher=True)
+LOSSES.add("tfkd", "benchmark.distill.losses:tfkd_loss", "teacher-free KD reg (Yuan et al. CVPR 2020): KL towards a on the true class, rest uniform", task="classification", needs_teacher=False)
+
+
+def is_timm_name(name: str) -> bool:
+    """A `timm:` prefix names a timm model explicitly (e.g. `timm:resnet50`)."""
+    return name.startswith("timm:")

@@ -1,0 +1,1 @@
+"""Planning, execution and the results store."""

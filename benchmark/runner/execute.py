@@ -1,0 +1,441 @@
+"""Plan and execute a suite: teachers before students, `same_as` targets before their
+followers, complete runs skipped, every run behind a lock, every file in the contract."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import SCHEMA_VERSION
+from ..errors import Diverged, LockMismatch, UserError
+from ..suite import FixedEpoch, RunSettings, SameAs, Suite, lock_body, run_specs, sha256_json, teacher_spec
+from .locks import RunLock
+from .store import append_jsonl, read_json, read_jsonl, write_json
+
+
+# ----------------------------------------------------------------------------- plan
+@dataclass
+class PlanItem:
+    kind: str  # "teacher" | "run"
+    id: str
+    arm: str | None
+    seed: int | None
+    spec: dict
+    deps: list[str] = field(default_factory=list)
+    status: str = "pending"
+
+
+def suite_dir(results_dir: Path, suite: Suite) -> Path:
+    return Path(results_dir) / suite.name
+
+
+def item_status(path: Path) -> str:
+    m = path / "manifest.json"
+    if not m.exists():
+        return "pending"
+    try:
+        return read_json(m).get("status", "unknown")
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def plan(suite: Suite, results_dir: Path, arms: list[str] | None = None, seeds: list[int] | None = None) -> list[PlanItem]:
+    """Teachers first, then runs ordered so every `same_as` target precedes its followers."""
+    sdir = suite_dir(results_dir, suite)
+    items: list[PlanItem] = []
+    teachers: dict[str, PlanItem] = {}
+    specs = run_specs(suite, arms, seeds)
+    if arms:
+        # a follower needs its target arm's runs even if only the follower was asked for
+        need = {suite.arm_settings[a].distill.switch.same_as for a in arms
+                if suite.arm_settings[a].distill and isinstance(suite.arm_settings[a].distill.switch, SameAs)}
+        specs = run_specs(suite, sorted(set(arms) | need), seeds)
+    for sp in specs:
+        s = suite.arm_settings[sp["arm"]]
+        if sp["teacher"] and sp["teacher"]["id"] not in teachers:
+            ts = teacher_spec(suite, s, s.distill.teacher)
+            teachers[ts["teacher_id"]] = PlanItem("teacher", ts["teacher_id"], None, None, ts,
+                                                  status=item_status(sdir / "teachers" / ts["teacher_id"]))
+    items += teachers.values()
+    by_arm_seed = {(sp["arm"], sp["seed"]): sp["run_id"] for sp in specs}
+    followers, leaders = [], []
+    for sp in specs:
+        s = suite.arm_settings[sp["arm"]]
+        deps = [sp["teacher"]["id"]] if sp["teacher"] else []
+        if s.distill and isinstance(s.distill.switch, SameAs):
+            deps.append(by_arm_seed[(s.distill.switch.same_as, sp["seed"])])
+        it = PlanItem("run", sp["run_id"], sp["arm"], sp["seed"], sp, deps,
+                      status=item_status(sdir / "runs" / sp["run_id"]))
+        (followers if len(deps) > (1 if sp["teacher"] else 0) else leaders).append(it)
+    return items + leaders + followers
+
+
+# ---------------------------------------------------------------- pre-registration
+def check_lock(suite: Suite, sdir: Path, *, write: bool) -> dict:
+    """Write suite.lock.json before the first run; refuse a suite that differs from it."""
+    path = sdir / "suite.lock.json"
+    body = lock_body(suite)
+    if path.exists():
+        lock = read_json(path)
+        if lock.get("schema_version") != SCHEMA_VERSION:
+            raise UserError(f"{sdir} was written by results schema version {lock.get('schema_version')}; "
+                            f"this w2s-bench writes version {SCHEMA_VERSION}. Use a new --results-dir "
+                            "(or --new-results NAME) rather than mixing them.")
+        old = lock.get("locked", {})
+        diffs = [k for k in ("targets", "seeds", "recipe") if sha256_json(old.get(k)) != sha256_json(body[k])]
+        if diffs:
+            detail = []
+            for k in diffs:
+                if k == "recipe":
+                    keys = sorted(set(old.get(k, {})) | set(body[k]))
+                    detail.append("recipe (" + ", ".join(x for x in keys if sha256_json(old[k].get(x)) !=
+                                                          sha256_json(body[k].get(x))) + ")")
+                else:
+                    detail.append(f"{k}: locked {old.get(k)} vs now {body[k]}")
+            raise LockMismatch(
+                f"suite {suite.name!r} differs from its pre-registration {path}: " + "; ".join(detail) +
+                ". Results of different protocols must not mix: start a separate results directory with "
+                "`--new-results NAME` (or --results-dir), or restore the suite.")
+        new_arms = [a for a in suite.arm_names() if a not in lock.get("arms", [])]
+        if new_arms and write:
+            lock["arms"] = lock.get("arms", []) + new_arms
+            lock.setdefault("amendments", []).append({"time": _now(), "added_arms": new_arms})
+            write_json(path, lock)
+        return lock
+    lock = {"schema_version": SCHEMA_VERSION, "suite": suite.name, "suite_sha256": suite.sha256(),
+            "created": _now(), "source": suite.source, "resolved": suite.resolved(), "locked": body,
+            "targets": body["targets"], "seeds": body["seeds"], "arms": suite.arm_names()}
+    if write:
+        write_json(path, lock)
+    return lock
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# ------------------------------------------------------------------------ execution
+class Executor:
+    """Runs plan items in this process (the local executor)."""
+
+    def __init__(self, suite: Suite, results_dir: Path, *, device: str | None = None, threads: int | None = None,
+                 progress=None, log=print):
+        self.suite = suite
+        self.sdir = suite_dir(results_dir, suite)
+        self.device_name = device
+        self.threads = threads
+        self.progress = progress
+        self.log = log
+
+    # -- helpers
+    def settings_for(self, arm: str) -> RunSettings:
+        s = self.suite.arm_settings[arm]
+        upd = {}
+        if self.device_name:
+            upd["device"] = self.device_name
+        if self.threads:
+            upd["threads"] = self.threads
+        return s.model_copy(update=upd) if upd else s
+
+    def device(self, s: RunSettings):
+        import torch
+
+        name = s.device
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+        return torch.device(name)
+
+    def manifest(self, path: Path, ident: str, status: str, device, threads: int, extra: dict | None = None) -> dict:
+        from .provenance import device_info, git_info, host, versions
+
+        mpath = path / "manifest.json"
+        old = read_json(mpath) if mpath.exists() else {}
+        m = {"schema_version": SCHEMA_VERSION, "run_id": ident, "status": status, "git": git_info(),
+             "versions": versions(), "device": device_info(device), "threads": threads, "host": host(),
+             "pid": os.getpid(), "started": old.get("started", _now()), "ended": None,
+             "resumed": old.get("resumed", 0), "lost_wall_s": old.get("lost_wall_s", 0.0)}
+        m.update(extra or {})
+        write_json(mpath, m)
+        return m
+
+    def finish(self, path: Path, status: str, **extra) -> None:
+        m = read_json(path / "manifest.json")
+        m.update(status=status, ended=_now(), **extra)
+        write_json(path / "manifest.json", m)
+
+    # -- teachers
+    def teacher_dir(self, tid: str) -> Path:
+        return self.sdir / "teachers" / tid
+
+    def load_teacher(self, tspec: dict, device):
+        """The frozen teacher module and its teacher.json."""
+        import torch
+
+        from ..tasks import get_task
+
+        tdir = self.teacher_dir(tspec["teacher_id"])
+        info = read_json(tdir / "teacher.json")
+        settings = self._teacher_settings(tspec)
+        task = get_task(settings.task).build(settings, seeds=tspec["seeds"], device=device)
+        model = task.build_model(settings.student, tspec["seeds"]["init"])
+        model.load_state_dict(torch.load(tdir / "teacher.pt", map_location=device, weights_only=True))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model, info
+
+    def _teacher_settings(self, tspec: dict) -> RunSettings:
+        from ..suite import ModelCfg, TrainCfg
+
+        arm = next(a for a in self.suite.arm_names() if self.suite.arm_settings[a].distill
+                   and self.suite.arm_settings[a].distill.teacher == tspec["name"])
+        base = self.settings_for(arm)
+        return base.model_copy(update={"student": ModelCfg.model_validate(tspec["model"]),
+                                       "train": TrainCfg.model_validate(tspec["train"]), "distill": None})
+
+    def run_teacher(self, item: PlanItem) -> str:
+        import torch
+
+        from ..tasks import get_task
+        from ..train.loop import Loop, configure_torch
+
+        tspec = item.spec
+        tdir = self.teacher_dir(item.id)
+        if item_status(tdir) == "complete":
+            return "complete"
+        lock = RunLock(tdir / "lock")
+        while not lock.acquire():
+            # another process is training this teacher: wait for it rather than train twice
+            if item_status(tdir) == "complete":
+                return "complete"
+            time.sleep(2)
+        if item_status(tdir) == "complete":
+            lock.release()
+            return "complete"
+        try:
+            settings = self._teacher_settings(tspec)
+            device = self.device(settings)
+            configure_torch(settings.threads, settings.deterministic, device)
+            tdir.mkdir(parents=True, exist_ok=True)
+            write_json(tdir / "spec.json", tspec)
+            self.manifest(tdir, item.id, "running", device, settings.threads)
+            task = get_task(settings.task).build(settings, seeds=tspec["seeds"], device=device)
+            model = task.build_model(settings.student, tspec["seeds"]["init"])
+            cost = {"epochs": 0.0, "steps": 0, "samples": 0, "train_wall_s": 0.0, "eval_wall_s": 0.0, "flops": 0.0}
+            if tspec["checkpoint"]:
+                source = "checkpoint"
+                try:
+                    sd = torch.load(tspec["checkpoint"], map_location=device, weights_only=True)
+                    sd = sd.get("model", sd) if isinstance(sd, dict) else sd
+                    model.load_state_dict(sd)
+                except (RuntimeError, KeyError, OSError, ValueError) as e:
+                    first = str(e).strip().splitlines()[0][:300]
+                    raise UserError(f"teacher {tspec['name']!r}: checkpoint {tspec['checkpoint']} does not fit "
+                                    f"model {tspec['model']['name']!r}: {first}") from None
+                model.eval()
+                final = {sp: task.evaluate(model, sp) for sp in ("holdout", "test")}
+            else:
+                source = "trained"
+                stop = None
+                if tspec["snapshot_epoch"]:
+                    stop = int(round(tspec["snapshot_epoch"] * task.steps_per_epoch))
+                loop = Loop(task=task, model=model, train_cfg=settings.train, run_dir=tdir, device=device,
+                            stop_step=stop, on_step=self._progress_step(f"teacher {tspec['name']}"),
+                            thresholds=[])
+                if loop.ckpt_path.exists():
+                    loop.load(loop.ckpt_path)
+                res = loop.run()
+                if res.status != "complete":
+                    self.finish(tdir, "diverged", reason=res.reason)
+                    raise UserError(f"teacher {tspec['name']} diverged ({res.reason}); students cannot use it")
+                final = res.final
+                c = res.clock
+                cost = {"epochs": c.step / task.steps_per_epoch, "steps": c.step, "samples": c.samples,
+                        "train_wall_s": c.train_wall_s, "eval_wall_s": c.eval_wall_s, "flops": c.flops}
+                model = loop.ema.model if loop.ema else model
+            import io
+
+            from .store import atomic_write_bytes
+
+            buf = io.BytesIO()
+            torch.save(model.state_dict(), buf)
+            atomic_write_bytes(tdir / "teacher.pt", buf.getvalue())
+            info = {"schema_version": SCHEMA_VERSION, "teacher_id": item.id, "name": tspec["name"],
+                    "model": tspec["model"]["name"], "metrics": final, "cost": cost, "source": source,
+                    "metric": settings.targets.metric}
+            write_json(tdir / "teacher.json", info)
+            self.finish(tdir, "complete")
+            m = final.get("test", {}).get(settings.targets.metric)
+            h = final.get("holdout", {}).get(settings.targets.metric)
+            self.log(f"teacher {tspec['name']} ({tspec['model']['name']}): test {settings.targets.metric} "
+                     f"{m:.2f}, held-out {h:.2f}" if m is not None and h is not None else f"teacher {item.id} done")
+            return "complete"
+        finally:
+            lock.release()
+
+    # -- student runs
+    def run_dir(self, run_id: str) -> Path:
+        return self.sdir / "runs" / run_id
+
+    def same_as_step(self, spec: dict, settings: RunSettings) -> tuple[bool, int | None]:
+        """(ready, step) where the followed arm of the same seed switched off."""
+        other = settings.distill.switch.same_as
+        other_spec = next(s for s in run_specs(self.suite, [other], [spec["seed"]]))
+        odir = self.run_dir(other_spec["run_id"])
+        if item_status(odir) not in ("complete", "diverged"):
+            return False, None
+        events, _ = read_jsonl(odir / "events.jsonl")
+        offs = [e for e in events if e["event"] == "switch_off"]
+        return True, (offs[0]["step"] if offs else None)
+
+    def run_student(self, item: PlanItem) -> str:
+        from ..distill.switch import SwitchPolicy
+        from ..tasks import get_task
+        from ..train.loop import Loop, configure_torch
+
+        spec = item.spec
+        rdir = self.run_dir(item.id)
+        status = item_status(rdir)
+        if status in ("complete", "diverged"):
+            return status
+        settings = self.settings_for(spec["arm"])
+        d = settings.distill
+        same_step = None
+        if d is not None and isinstance(d.switch, SameAs):
+            ready, same_step = self.same_as_step(spec, settings)
+            if not ready:
+                return "waiting"
+        lock = RunLock(rdir / "lock")
+        if not lock.acquire():
+            return "locked"
+        try:
+            device = self.device(settings)
+            configure_torch(settings.threads, settings.deterministic, device)
+            task = get_task(settings.task).build(settings, seeds=spec["seeds"], device=device)
+            spec = {**spec, "budget": {"epochs": settings.train.epochs,
+                                       "steps": max(1, int(round(settings.train.epochs * task.steps_per_epoch))),
+                                       "steps_per_epoch": task.steps_per_epoch},
+                    "data_info": task.info}
+            rdir.mkdir(parents=True, exist_ok=True)
+            write_json(rdir / "spec.json", spec)
+            teacher, tinfo = None, None
+            if spec["teacher"]:
+                tspec = teacher_spec(self.suite, settings, d.teacher)
+                teacher, tinfo = self.load_teacher(tspec, device)
+            model = task.build_model(settings.student, spec["seeds"]["init"])
+            switch = None
+            if d is not None:
+                sw = d.switch
+                kind = (sw if isinstance(sw, str) else "fixed_epoch" if isinstance(sw, FixedEpoch) else "same_as")
+                switch = SwitchPolicy(
+                    kind, direction=task.direction,
+                    teacher_holdout=(tinfo["metrics"]["holdout"].get(task.metric) if tinfo else None),
+                    fixed_epoch=sw.fixed_epoch if isinstance(sw, FixedEpoch) else None,
+                    same_as_step=same_step,
+                    ramp_epochs=d.ramp.epochs if d.ramp else None, ramp_evals=d.ramp.evals if d.ramp else None)
+            loop = Loop(task=task, model=model, train_cfg=settings.train, run_dir=rdir, device=device,
+                        teacher=teacher, switch=switch, thresholds=settings.targets.thresholds,
+                        on_step=self._progress_step(f"{spec['arm']} seed {spec['seed']}"))
+            extra = {}
+            if loop.ckpt_path.exists():
+                old = read_json(rdir / "manifest.json") if (rdir / "manifest.json").exists() else {}
+                dropped = loop.load(loop.ckpt_path)
+                lost = max(0.0, old.get("heartbeat_train_wall_s", 0.0) - loop.clock.train_wall_s)
+                extra = {"resumed": old.get("resumed", 0) + 1,
+                         "lost_wall_s": old.get("lost_wall_s", 0.0) + lost}
+                loop.event("resume", from_step=loop.clock.step, dropped_lines=dropped, lost_wall_s=lost)
+            elif (rdir / "metrics.jsonl").exists():
+                # started but never reached its first checkpoint: start clean
+                for f in ("metrics.jsonl", "events.jsonl"):
+                    (rdir / f).unlink(missing_ok=True)
+            self.manifest(rdir, item.id, "running", device, settings.threads, extra)
+            loop.on_eval = self._heartbeat(rdir)
+            try:
+                res = loop.run()
+            except Diverged as e:
+                self.finish(rdir, "diverged", reason=str(e))
+                return "diverged"
+            if res.status == "diverged":
+                self.finish(rdir, "diverged", reason=res.reason)
+                self.log(f"[yellow]{spec['arm']} seed {spec['seed']}: diverged ({res.reason}); "
+                         "the suite goes on and the report censors it[/]")
+                return "diverged"
+            self.finish(rdir, "complete", switch_step=res.switch_step)
+            acc = res.final.get("test", {}).get(task.metric)
+            sw = (f", KD off at epoch {res.switch_step / task.steps_per_epoch:.2f}"
+                  if res.switch_step is not None else "")
+            self.log(f"{spec['arm']} seed {spec['seed']}: final test {task.metric} {acc:.2f}{sw}")
+            return "complete"
+        except BaseException as e:
+            if (rdir / "manifest.json").exists() and isinstance(e, (KeyboardInterrupt, SystemExit)):
+                self.finish(rdir, "failed", reason="interrupted; rerun the suite to resume")
+            elif (rdir / "manifest.json").exists():
+                self.finish(rdir, "failed", reason=f"{type(e).__name__}: {e}",
+                            traceback=traceback.format_exc()[-4000:])
+            raise
+        finally:
+            lock.release()
+
+    def _heartbeat(self, rdir: Path):
+        """After each evaluation, note the train clock so a crash's lost time can be measured."""
+
+        def hook(loop, rows):
+            m = read_json(rdir / "manifest.json")
+            m["heartbeat_train_wall_s"] = loop.clock.train_wall_s
+            m["heartbeat_step"] = loop.clock.step
+            write_json(rdir / "manifest.json", m)
+            if self.progress is not None:
+                self.progress.eval_done(loop, rows)
+
+        return hook
+
+    def _progress_step(self, label: str):
+        if self.progress is None:
+            return None
+        return self.progress.step_hook(label)
+
+
+def run_suite(suite: Suite, results_dir: Path, *, arms=None, seeds=None, device=None, threads=None,
+              progress=None, log=print) -> dict[str, str]:
+    """Run every pending item of the plan; returns {id: final status}."""
+    sdir = suite_dir(results_dir, suite)
+    sdir.mkdir(parents=True, exist_ok=True)
+    check_lock(suite, sdir, write=True)
+    items = plan(suite, results_dir, arms, seeds)
+    ex = Executor(suite, results_dir, device=device, threads=threads, progress=progress, log=log)
+    out: dict[str, str] = {}
+    if progress is not None:
+        progress.start_suite(len(items))
+    pending = list(items)
+    while pending:
+        progressed = False
+        for it in list(pending):
+            bad = [d for d in it.deps if d in out and out[d] not in ("complete", "diverged")]
+            if bad:
+                out[it.id] = f"blocked: {bad[0]} is {out[bad[0]]}"
+                pending.remove(it)
+                progressed = True
+                continue
+            if it.kind == "teacher":
+                st = ex.run_teacher(it)
+            else:
+                st = ex.run_student(it)
+            if st == "waiting":
+                continue
+            out[it.id] = st
+            pending.remove(it)
+            progressed = True
+            if progress is not None:
+                progress.item_done(it, st)
+        if not progressed:
+            for it in pending:
+                out[it.id] = "waiting (dependency not complete)"
+            break
+    append_jsonl(sdir / "history.jsonl", [{"time": _now(), "pid": os.getpid(),
+                                           "ran": {k: v for k, v in out.items()}}])
+    return out

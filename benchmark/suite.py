@@ -1,0 +1,575 @@
+"""Suite schema, YAML loading, ${ENV} expansion and expansion into run specs.
+
+A suite is data (DESIGN.md convention 1): `yaml.safe_load`, a strict pydantic schema where
+unknown keys are errors, and `validate_suite` reports *every* problem at once with its YAML
+path before any compute is spent. Nothing here imports torch.
+
+Arms are a name plus overrides of the suite's settings (deep-merged), so control arms need
+no schema change: `baseline: {distill: null}`, `kd_always: {distill: {switch: never}}`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import SCHEMA_VERSION
+from .errors import SuiteError
+from .registry import DATASETS, LOSSES, MODELS, is_timm_name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# ----------------------------------------------------------------------------- schema
+class DataCfg(Strict):
+    dataset: str
+    root: str | None = Field(None, description="data root; default --data-root / W2S_DATA_ROOT")
+    train_subset: int | None = Field(None, gt=0, description="stratified train subset size")
+    holdout: int = Field(1000, ge=0, description="held-out size carved from train (switch split)")
+    test_subset: int | None = Field(None, gt=0, description="stratified test subset size")
+    data_seed: int = Field(0, description="fixes subset/holdout selection; independent of run seeds")
+    download: bool = False
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelCfg(Strict):
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimCfg(Strict):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+class ScheduleCfg(Strict):
+    name: Literal["cosine", "constant", "linear", "step"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    milestones: list[float] = Field(default_factory=list, description="epochs, for `step`")
+    gamma: float = Field(0.1, gt=0)
+
+
+class AugmentCfg(Strict):
+    crop_padding: int = Field(4, ge=0)
+    hflip: bool = True
+
+
+class EvalCfg(Strict):
+    every_epochs: float | None = Field(None, gt=0)
+    every_steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(1000, gt=0)
+
+    def model_post_init(self, _ctx: Any) -> None:
+        if (self.every_epochs is None) == (self.every_steps is None):
+            raise ValueError("give exactly one of every_epochs or every_steps")
+
+
+class TrainCfg(Strict):
+    epochs: float = Field(gt=0)
+    batch_size: int = Field(128, gt=0)
+    optimizer: OptimCfg = Field(default_factory=OptimCfg)
+    schedule: ScheduleCfg = Field(default_factory=ScheduleCfg)
+    augment: AugmentCfg = Field(default_factory=AugmentCfg)
+    eval: EvalCfg = Field(default_factory=lambda: EvalCfg(every_epochs=1.0))
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = True
+    compile: bool = False
+    grad_clip: float | None = Field(None, gt=0)
+    ema: float | None = Field(None, gt=0, lt=1, description="EMA decay; evaluation uses the EMA")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    checkpoint_every_eval: bool = True
+
+
+class TeacherCfg(Strict):
+    model: ModelCfg
+    checkpoint: str | None = Field(None, description="load instead of training")
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the suite's train")
+    seed: int = 0
+    snapshot_epoch: float | None = Field(
+        None, gt=0, description="use the checkpoint at this epoch (an early snapshot) as teacher"
+    )
+
+
+class RampCfg(Strict):
+    epochs: float | None = Field(None, gt=0)
+    evals: int | None = Field(None, gt=0)
+
+    def model_post_init(self, _ctx: Any) -> None:
+        if (self.epochs is None) == (self.evals is None):
+            raise ValueError("give exactly one of epochs or evals")
+
+
+class FixedEpoch(Strict):
+    fixed_epoch: float = Field(gt=0)
+
+
+class SameAs(Strict):
+    same_as: str
+
+
+Switch = Literal["surpass_teacher", "never"] | FixedEpoch | SameAs
+
+
+class DistillCfg(Strict):
+    teacher: str | None = Field(None, description="a key of `teachers`; null for teacher-free losses")
+    loss: str = "kd"
+    alpha: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(4.0, gt=0)
+    beta: float | None = Field(None, ge=0, description="det + beta*kd instead of the alpha mix")
+    switch: Switch = "surpass_teacher"
+    ramp: RampCfg | None = None
+    tfkd_a: float = Field(0.9, gt=0, lt=1, description="tfkd: probability on the true class")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TargetsCfg(Strict):
+    metric: str
+    direction: Literal["higher", "lower"]
+    thresholds: list[float] = Field(min_length=1)
+
+
+class RunSettings(Strict):
+    """What one run needs: the suite with an arm's overrides applied."""
+
+    task: Literal["classification", "detection", "diffusion"]
+    data: DataCfg
+    student: ModelCfg
+    teachers: dict[str, TeacherCfg] = Field(default_factory=dict)
+    train: TrainCfg
+    distill: DistillCfg | None = None
+    targets: TargetsCfg
+    threads: int = Field(gt=0, description="torch CPU threads; results depend on it")
+    device: str = "auto"
+    deterministic: bool = True
+    task_options: dict[str, Any] = Field(default_factory=dict, description="task-specific")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+
+class SuiteCfg(RunSettings):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    seeds: list[int] = Field(min_length=1)
+    arms: dict[str, dict[str, Any] | None] = Field(min_length=1)
+    reference: str | None = Field(None, description="baseline health-check reference json")
+
+
+SUITE_ONLY_KEYS = ("name", "description", "seeds", "arms", "reference")
+
+METRIC_RANGES = {"accuracy": (0.0, 100.0), "AP": (0.0, 100.0), "AP50": (0.0, 100.0), "AP75": (0.0, 100.0)}
+
+
+# --------------------------------------------------------------------- env expansion
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(obj: Any, path: str = "", problems: list | None = None, env=None) -> Any:
+    """Expand ${VAR} and ${VAR:-default} in every string; unset VAR without default is a problem."""
+    env = os.environ if env is None else env
+    problems = [] if problems is None else problems
+    if isinstance(obj, dict):
+        return {k: expand_env(v, _join(path, k), problems, env) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [expand_env(v, _join(path, i), problems, env) for i, v in enumerate(obj)]
+    if isinstance(obj, str):
+
+        def sub(m: re.Match) -> str:
+            var, default = m.group(1), m.group(2)
+            if var in env and env[var] != "":
+                return env[var]
+            if default is not None:
+                return default
+            problems.append((path, f"environment variable {var} is not set and has no default"))
+            return m.group(0)
+
+        return _ENV.sub(sub, obj)
+    return obj
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Dicts merge key by key; anything else (lists, scalars, null) replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = deep_merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(override)
+
+
+# --------------------------------------------------------------------------- loading
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, str) and part.startswith(("function-after", "literal[", "FixedEpoch", "SameAs")):
+            continue  # union-branch labels from pydantic, not YAML keys
+        out = _join(out, part)
+    return out
+
+
+def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for e in err.errors():
+        loc = _loc(e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        out.append((_join(prefix, loc) if prefix and loc else (prefix or loc), msg))
+    # a value that fails every union branch yields one error per branch: keep the first
+    seen, uniq = set(), []
+    for p, m in out:
+        if (p, m) not in seen:
+            seen.add((p, m))
+            uniq.append((p, m))
+    return uniq
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a suite file with safe_load; syntax errors become a SuiteError with line/column."""
+    p = Path(path)
+    if not p.is_file():
+        raise SuiteError(str(path), [("", "file not found")])
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SuiteError(str(path), [(where, f"malformed YAML: {problem}")]) from None
+    except UnicodeDecodeError:
+        raise SuiteError(str(path), [("", "file is not UTF-8 text")]) from None
+    if not isinstance(raw, dict):
+        raise SuiteError(str(path), [("", "a suite must be a YAML mapping")])
+    return raw
+
+
+class Suite:
+    """A validated suite: the resolved config plus one RunSettings per arm."""
+
+    def __init__(self, cfg: SuiteCfg, raw: dict, source: str, arm_settings: dict[str, RunSettings]):
+        self.cfg = cfg
+        self.raw = raw  # after env expansion
+        self.source = source
+        self.arm_settings = arm_settings
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def resolved(self) -> dict:
+        return self.cfg.model_dump(mode="json")
+
+    def sha256(self) -> str:
+        return sha256_json(self.resolved())
+
+    def arm_names(self) -> list[str]:
+        return list(self.cfg.arms)
+
+
+def sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def load_suite(path: str | Path, *, data_root: str | None = None, check_paths: bool = True, env=None) -> Suite:
+    """Load, expand and validate a suite; raises SuiteError listing every problem."""
+    raw = load_yaml(path)
+    return validate_dict(raw, str(path), data_root=data_root, check_paths=check_paths, env=env)
+
+
+def validate_dict(raw: dict, source: str = "<suite>", *, data_root: str | None = None,
+                  check_paths: bool = True, env=None) -> Suite:
+    problems: list[tuple[str, str]] = []
+    raw = expand_env(raw, problems=problems, env=env)
+    if data_root is not None and isinstance(raw.get("data"), dict):
+        raw = deep_merge(raw, {"data": {"root": data_root}})
+    elif isinstance(raw.get("data"), dict) and not raw["data"].get("root"):
+        env_map = os.environ if env is None else env
+        if env_map.get("W2S_DATA_ROOT"):
+            raw = deep_merge(raw, {"data": {"root": env_map["W2S_DATA_ROOT"]}})
+    cfg = None
+    try:
+        cfg = SuiteCfg.model_validate(raw)
+    except ValidationError as e:
+        problems += _pydantic_problems(e)
+    arm_settings: dict[str, RunSettings] = {}
+    arms = raw.get("arms") if isinstance(raw.get("arms"), dict) else {}
+    base = {k: v for k, v in raw.items() if k not in SUITE_ONLY_KEYS}
+    for arm, override in arms.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", str(arm)):
+            problems.append((f"arms.{arm}", "arm names use letters, digits, _ . @ -"))
+        if override is not None and not isinstance(override, dict):
+            problems.append((f"arms.{arm}", "an arm is a mapping of overrides (or empty)"))
+            continue
+        bad = [k for k in (override or {}) if k in SUITE_ONLY_KEYS]
+        for k in bad:
+            problems.append((f"arms.{arm}.{k}", "cannot be overridden per arm"))
+        merged = deep_merge(base, {k: v for k, v in (override or {}).items() if k not in bad})
+        try:
+            arm_settings[arm] = RunSettings.model_validate(merged)
+        except ValidationError as e:
+            for p, m in _pydantic_problems(e):
+                # report errors in the suite body once (from the suite check), arm-specific ones here
+                head = p.split(".")[0].split("[")[0]
+                if cfg is None and head not in (override or {}):
+                    continue
+                if head in (override or {}):
+                    problems.append((f"arms.{arm}.{p}", m))
+    if cfg is not None:
+        problems += semantic_problems(cfg, arm_settings, check_paths=check_paths)
+    if problems:
+        raise SuiteError(source, problems)
+    return Suite(cfg, raw, source, arm_settings)
+
+
+# ------------------------------------------------------------------ semantic checks
+def semantic_problems(cfg: SuiteCfg, arms: dict[str, RunSettings], *, check_paths: bool) -> list[tuple[str, str]]:
+    """Checks pydantic cannot express: names that must exist, ranges that depend on the metric."""
+    probs: list[tuple[str, str]] = []
+    if "baseline" not in cfg.arms:
+        probs.append(("arms", "an arm named `baseline` is required (speedups are measured against it)"))
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        probs.append(("seeds", "seeds must be distinct"))
+    lo_hi = METRIC_RANGES.get(cfg.targets.metric)
+    for i, t in enumerate(cfg.targets.thresholds):
+        if lo_hi and not (lo_hi[0] <= t <= lo_hi[1]):
+            probs.append((f"targets.thresholds[{i}]", f"{t} is outside [{lo_hi[0]}, {lo_hi[1]}] for {cfg.targets.metric}"))
+        if cfg.targets.direction == "lower" and t < 0:
+            probs.append((f"targets.thresholds[{i}]", "must be >= 0"))
+    if len(set(cfg.targets.thresholds)) != len(cfg.targets.thresholds):
+        probs.append(("targets.thresholds", "thresholds must be distinct"))
+    timm_names: list[tuple[str, str]] = []
+    seen_paths: set[str] = set()
+    for arm, s in arms.items():
+        pre = "" if arm == "__suite__" else f"arms.{arm}."
+        probs += _settings_problems(s, pre, arms, arm, timm_names, check_paths, seen_paths)
+    # the same problem in every arm is reported once, at the suite level
+    uniq, seen = [], set()
+    for p, m in probs:
+        key = (re.sub(r"^arms\.[^.]+\.", "", p), m)
+        if key in seen:
+            continue
+        seen.add(key)
+        uniq.append((p, m))
+    if timm_names:
+        uniq += _check_timm(timm_names)
+    return uniq
+
+
+def _settings_problems(s: RunSettings, pre: str, arms: dict[str, RunSettings], arm: str,
+                       timm_names: list, check_paths: bool, seen_paths: set) -> list[tuple[str, str]]:
+    probs = []
+    if s.data.dataset not in DATASETS:
+        probs.append((f"{pre}data.dataset", f"unknown dataset {s.data.dataset!r}; known: {', '.join(DATASETS.names())}"))
+    elif s.task not in _tasks_of(DATASETS[s.data.dataset]):
+        probs.append((f"{pre}data.dataset", f"{s.data.dataset!r} is a dataset for {'/'.join(_tasks_of(DATASETS[s.data.dataset]))}, not {s.task}"))
+    elif check_paths:
+        key = json.dumps([s.data.dataset, s.data.root, s.data.kwargs, s.data.download], sort_keys=True, default=str)
+        if key not in seen_paths:
+            seen_paths.add(key)
+            msg = data_path_problem(s.data)
+            if msg:
+                probs.append((f"{pre}data.root", msg))
+    models = [(f"{pre}student.name", s.student.name)]
+    models += [(f"{pre}teachers.{k}.model.name", t.model.name) for k, t in s.teachers.items()]
+    for path, name in models:
+        if is_timm_name(name):
+            timm_names.append((path, name[5:]))
+        elif name not in MODELS:
+            probs.append((path, f"unknown model {name!r}; registered: {', '.join(MODELS.names())} (or timm:<name>)"))
+        elif s.task not in _tasks_of(MODELS[name]):
+            probs.append((path, f"{name!r} is a model for {'/'.join(_tasks_of(MODELS[name]))}, not {s.task}"))
+    for k, t in s.teachers.items():
+        if t.checkpoint and check_paths and not Path(t.checkpoint).is_file():
+            probs.append((f"{pre}teachers.{k}.checkpoint", f"file not found: {t.checkpoint}"))
+        try:
+            TrainCfg.model_validate(deep_merge(s.train.model_dump(), t.train))
+        except ValidationError as e:
+            probs += _pydantic_problems(e, f"{pre}teachers.{k}.train")
+    d = s.distill
+    if d is not None:
+        if d.loss not in LOSSES:
+            probs.append((f"{pre}distill.loss", f"unknown loss {d.loss!r}; known: {', '.join(LOSSES.names())}"))
+        else:
+            entry = LOSSES[d.loss]
+            if s.task not in _tasks_of(entry):
+                probs.append((f"{pre}distill.loss", f"{d.loss!r} is a loss for {'/'.join(_tasks_of(entry))}, not {s.task}"))
+            if entry.meta.get("needs_teacher") and d.teacher is None:
+                probs.append((f"{pre}distill.teacher", f"loss {d.loss!r} needs a teacher"))
+        if d.teacher is not None and d.teacher not in s.teachers:
+            probs.append((f"{pre}distill.teacher", f"no teacher named {d.teacher!r} under `teachers`"))
+        if d.switch == "surpass_teacher":
+            if d.teacher is None:
+                probs.append((f"{pre}distill.switch", "surpass_teacher needs a teacher"))
+            if s.data.holdout == 0:
+                probs.append((f"{pre}data.holdout", "surpass_teacher decides on the held-out split: holdout must be > 0"))
+        if isinstance(d.switch, SameAs):
+            other = d.switch.same_as
+            if other not in arms:
+                probs.append((f"{pre}distill.switch.same_as", f"no arm named {other!r}"))
+            elif other == arm:
+                probs.append((f"{pre}distill.switch.same_as", "an arm cannot follow itself"))
+            elif arms[other].distill is None:
+                probs.append((f"{pre}distill.switch.same_as", f"arm {other!r} has no distillation, so it never switches off"))
+            elif isinstance(arms[other].distill.switch, SameAs):
+                probs.append((f"{pre}distill.switch.same_as", f"arm {other!r} itself follows another arm; chains are not allowed"))
+        if isinstance(d.switch, FixedEpoch) and d.switch.fixed_epoch > s.train.epochs:
+            probs.append((f"{pre}distill.switch.fixed_epoch", f"{d.switch.fixed_epoch} is past the budget of {s.train.epochs} epochs"))
+    if s.targets.metric in METRIC_RANGES and s.targets.direction != "higher":
+        probs.append((f"{pre}targets.direction", f"{s.targets.metric} is higher-is-better"))
+    if s.task in TASK_OPTION_CHECKS:
+        module, _, fn = TASK_OPTION_CHECKS[s.task].partition(":")
+        import importlib
+
+        probs += [(f"{pre}{p}", m) for p, m in getattr(importlib.import_module(module), fn)(s)]
+    elif s.task_options:
+        probs.append((f"{pre}task_options", f"task {s.task} takes no task_options"))
+    return probs
+
+
+# Task-specific checks of `task_options` (and anything else a task needs): torch-free
+# functions (settings) -> [(yaml path, message)], registered by import string.
+TASK_OPTION_CHECKS: dict[str, str] = {}
+
+
+def _tasks_of(entry) -> tuple[str, ...]:
+    """Registry entries name the task(s) they serve: meta task="x" or task=("x", "y")."""
+    t = entry.meta.get("task")
+    return tuple(t) if isinstance(t, (tuple, list)) else (t,)
+
+
+def _check_timm(names: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    # Only suites that name timm models pay for importing timm here.
+    try:
+        import timm
+    except Exception as e:  # pragma: no cover - timm is a dependency
+        return [(p, f"timm is not importable ({e})") for p, _ in names]
+    return [(p, f"unknown timm model {n!r}") for p, n in names if not timm.is_model(n)]
+
+
+def data_path_problem(data: DataCfg) -> str | None:
+    """Where a dataset should be and is not; None when it is there (or synthetic)."""
+    from .data.paths import locate_problem  # torch-free
+
+    return locate_problem(data)
+
+
+# --------------------------------------------------------------------------- run specs
+STREAMS = {"init": 1, "data_order": 2, "augment": 3, "torch": 4, "sampling": 5, "bootstrap": 6}
+
+
+def derive_seeds(root: int) -> dict[str, int]:
+    """Independent streams from one root seed (numpy SeedSequence, DESIGN.md convention 4).
+
+    They depend on the seed only, never on the arm: paired arms share init, data order
+    and augmentation.
+    """
+    import numpy as np
+
+    return {name: int(np.random.SeedSequence([root, k]).generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
+            for name, k in STREAMS.items()}
+
+
+def teacher_spec(suite: Suite, settings: RunSettings, teacher_name: str) -> dict:
+    """The resolved teacher: its id hashes everything that determines its weights."""
+    t = settings.teachers[teacher_name]
+    train = TrainCfg.model_validate(deep_merge(settings.train.model_dump(mode="json"), t.train))
+    body = {
+        "task": settings.task,
+        "model": t.model.model_dump(mode="json"),
+        "checkpoint": t.checkpoint,
+        "snapshot_epoch": t.snapshot_epoch,
+        "train": train.model_dump(mode="json"),
+        "data": _data_identity(settings),
+        "seed": t.seed,
+        "threads": settings.threads,
+        "task_options": settings.task_options,
+    }
+    tid = f"{teacher_name}-{sha256_json(body)[:12]}"
+    return {"schema_version": SCHEMA_VERSION, "teacher_id": tid, "name": teacher_name, "suite": suite.name,
+            "seeds": derive_seeds(t.seed), "targets": settings.targets.model_dump(mode="json"),
+            "device": settings.device, "deterministic": settings.deterministic, **body}
+
+
+def _data_identity(s: RunSettings) -> dict:
+    # the root path is where the data lives, not what it is: keep it out of ids
+    d = s.data.model_dump(mode="json")
+    d.pop("root", None)
+    d.pop("download", None)
+    return d
+
+
+def run_specs(suite: Suite, arms: list[str] | None = None, seeds: list[int] | None = None) -> list[dict]:
+    """Every (arm, seed) run as a fully resolved spec dict; run_id hashes the spec."""
+    out = []
+    for arm in suite.arm_names():
+        if arms and arm not in arms:
+            continue
+        s = suite.arm_settings[arm]
+        for seed in suite.cfg.seeds:
+            if seeds is not None and seed not in seeds:
+                continue
+            out.append(run_spec(suite, arm, seed))
+    return out
+
+
+def run_spec(suite: Suite, arm: str, seed: int) -> dict:
+    s = suite.arm_settings[arm]
+    teacher = None
+    if s.distill is not None and s.distill.teacher is not None:
+        ts = teacher_spec(suite, s, s.distill.teacher)
+        teacher = {"id": ts["teacher_id"], "name": ts["name"], "model": ts["model"]["name"]}
+    body = {
+        "suite": suite.name,
+        "arm": arm,
+        "seed": seed,
+        "task": s.task,
+        "seeds": derive_seeds(seed),
+        "teacher": teacher,
+        "data": _data_identity(s),
+        "student": s.student.model_dump(mode="json"),
+        "train": s.train.model_dump(mode="json"),
+        "distill": s.distill.model_dump(mode="json") if s.distill else None,
+        "targets": s.targets.model_dump(mode="json"),
+        "threads": s.threads,
+        "deterministic": s.deterministic,
+        "task_options": s.task_options,
+    }
+    run_id = f"{arm}-s{seed}-{sha256_json(body)[:10]}"
+    return {"schema_version": SCHEMA_VERSION, "run_id": run_id, **body,
+            "budget": {"epochs": s.train.epochs}, "device": s.device}
+
+
+def lock_body(suite: Suite) -> dict:
+    """What pre-registration fixes: thresholds, seeds and the recipe (everything but arms)."""
+    r = suite.resolved()
+    recipe = {k: v for k, v in r.items() if k not in ("arms", "seeds", "description", "reference", "device")}
+    recipe.get("data", {}).pop("root", None)
+    recipe.get("data", {}).pop("download", None)
+    return {"targets": r["targets"], "seeds": r["seeds"], "recipe": recipe}

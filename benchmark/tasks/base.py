@@ -1,0 +1,51 @@
+"""The contract between a task and the training loop.
+
+A task runtime is built once per run (or teacher) and owns data, model construction,
+loss terms and evaluation. The loop owns everything else: optimisation, LR schedule,
+AMP, EMA, the KD weight schedule and switch, clocks, FLOPs, metrics rows, checkpoints.
+
+Determinism and pairing: `batches(epoch, start)` must be a pure function of
+(seeds, epoch, batch index), so two arms with the same seed see identical batches and a
+resumed run continues exactly where it stopped, with no generator state to save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import torch
+
+
+class TaskRuntime(Protocol):
+    metric: str  # primary metric name written to metrics.jsonl, e.g. "accuracy"
+    direction: str  # "higher" | "lower"
+    steps_per_epoch: int
+    batch_size: int
+    info: dict  # dataset sizes etc., recorded in the manifest
+
+    def build_model(self, model_cfg: Any, init_seed: int) -> torch.nn.Module:
+        """A freshly initialised model on the runtime's device (same seed -> same weights)."""
+
+    def batches(self, epoch: int, start: int) -> Iterator[Any]:
+        """The training batches of `epoch` from index `start` on, already on the device."""
+
+    def loss(self, model: torch.nn.Module, batch: Any, teacher: torch.nn.Module | None,
+             weight: float, step: int) -> tuple[torch.Tensor, dict]:
+        """Scalar loss and detached parts. `teacher` is None whenever `weight` == 0: the
+        loop guarantees the teacher is not run then."""
+
+    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        """{metric: value} on "test" or "holdout"; the primary metric must be present."""
+
+    def flops(self, model: torch.nn.Module, teacher: torch.nn.Module | None) -> dict[str, float]:
+        """FLOPs per optimizer step: {"student_step", "teacher_step"} (teacher 0 if None)."""
+
+
+def count_flops(fn) -> float:
+    """FLOPs of running fn() once, counted by torch.utils.flop_counter (matmul/conv only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return float(fc.get_total_flops())

@@ -1,0 +1,152 @@
+"""Classification: CIFAR-style in-memory datasets (augmented as tensors on the device) and
+streamed ImageFolder trees (ImageNet), any registered or timm model, KD losses."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.tensors import ClassificationData, augment
+from ..errors import DataError
+from ..models import build_model
+from ..registry import DATASETS, LOSSES
+from .base import count_flops
+
+_DATA_CACHE: dict[str, ClassificationData] = {}
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed from integer parts (SeedSequence hashing, so nearby inputs decorrelate)."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+
+
+def load_data(settings) -> ClassificationData:
+    """Load (and memoise per process) the dataset a run's settings name."""
+    key = settings.data.model_dump_json()
+    if key not in _DATA_CACHE:
+        fn = DATASETS[settings.data.dataset].load()
+        _DATA_CACHE.clear()  # one dataset at a time keeps memory bounded
+        _DATA_CACHE[key] = fn(settings.data)
+    return _DATA_CACHE[key]
+
+
+class Classification:
+    direction = "higher"
+
+    def __init__(self, settings, *, seeds: dict, device: torch.device):
+        self.s = settings
+        self.seeds = seeds
+        self.device = device
+        self.metric = settings.targets.metric
+        if self.metric not in ("accuracy", "top5"):
+            raise DataError(f"classification reports accuracy/top5, not {self.metric!r}")
+        data = load_data(settings)
+        self.data = data
+        self.streaming = data.streaming
+        self.batch_size = settings.train.batch_size
+        n = len(data.train)
+        if n < self.batch_size:
+            raise DataError(f"train split has {n} images, fewer than batch_size {self.batch_size}")
+        # drop the last partial batch: every step sees a full batch (BN statistics, pairing)
+        self.steps_per_epoch = n // self.batch_size
+        self.num_classes = data.num_classes
+        self.info = dict(data.info)
+        if not self.streaming:
+            self.train = data.train.to(device)
+            self.splits = {"test": data.test.to(device), "holdout": data.holdout.to(device)}
+        self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1) * 255
+        self.channels_last = settings.train.channels_last
+        d = settings.distill
+        self.loss_fn = LOSSES[d.loss].load() if d is not None else None
+
+    # ------------------------------------------------------------------ model & data
+    def build_model(self, model_cfg, init_seed: int) -> torch.nn.Module:
+        torch.manual_seed(init_seed)
+        m = build_model(model_cfg.name, self.num_classes, model_cfg.kwargs).to(self.device)
+        if self.channels_last:
+            m = m.to(memory_format=torch.channels_last)
+        return m
+
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        x = (x_uint8.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def batches(self, epoch: int, start: int):
+        if self.streaming:
+            yield from self.data.stream_batches(self, epoch, start)
+            return
+        n, b = len(self.train), self.batch_size
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.seeds["data_order"], epoch)))
+        aug = self.s.train.augment
+        for i in range(start, self.steps_per_epoch):
+            idx = order[i * b:(i + 1) * b].to(self.device)
+            g = torch.Generator().manual_seed(_seed(self.seeds["augment"], epoch, i))
+            x = augment(self.train.x[idx], g, aug.crop_padding, aug.hflip)
+            yield self.normalize(x), self.train.y[idx]
+
+    # ------------------------------------------------------------------------ losses
+    def loss(self, model, batch, teacher, weight: float, step: int):
+        x, y = batch
+        logits = model(x)
+        ls = self.s.train.label_smoothing
+        d = self.s.distill
+        if d is None or weight == 0:
+            ce = F.cross_entropy(logits.float(), y, label_smoothing=ls)
+            return ce, {"ce": ce.detach()}
+        t_logits = None
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(x)
+        kw = {"tfkd_a": d.tfkd_a} if d.loss == "tfkd" else {}
+        return self.loss_fn(logits, y, t_logits, alpha=d.alpha, temperature=d.temperature,
+                            weight=weight, label_smoothing=ls, **kw)
+
+    # -------------------------------------------------------------------- evaluation
+    @torch.inference_mode()
+    def evaluate(self, model, split: str) -> dict[str, float]:
+        if self.streaming:
+            return self.data.stream_evaluate(self, model, split)
+        sp = self.splits[split]
+        if len(sp) == 0:
+            return {}
+        correct = top5 = 0
+        bs = self.s.train.eval.batch_size
+        for lo in range(0, len(sp), bs):
+            logits = model(self.normalize(sp.x[lo:lo + bs]))
+            y = sp.y[lo:lo + bs]
+            correct += (logits.argmax(1) == y).sum()
+            if self.metric == "top5":
+                top5 += (logits.topk(min(5, logits.shape[1]), 1).indices == y[:, None]).any(1).sum()
+        out = {"accuracy": 100.0 * float(correct) / len(sp)}
+        if self.metric == "top5":
+            out["top5"] = 100.0 * float(top5) / len(sp)
+        return out
+
+    def flops(self, model, teacher) -> dict[str, float]:
+        """Per-step FLOPs measured on a 2-image batch and scaled by the batch size (both
+        linear in batch), on copies so BN statistics and grads are untouched."""
+        x = self.normalize(self.splits["test"].x[:2] if not self.streaming else self.data.sample_uint8(2, self.device))
+        m = copy.deepcopy(model)
+        m.train()
+
+        def fwd_bwd():
+            m(x).float().sum().backward()
+
+        per2 = count_flops(fwd_bwd)
+        out = {"student_step": per2 / 2 * self.batch_size, "teacher_step": 0.0}
+        if teacher is not None:
+            with torch.no_grad():
+                out["teacher_step"] = count_flops(lambda: teacher(x)) / 2 * self.batch_size
+        with torch.no_grad():
+            m.eval()
+            out["eval_per_sample"] = count_flops(lambda: m(x)) / 2
+        del m
+        return out
+
+
+def build(settings, *, seeds: dict, device: torch.device) -> Classification:
+    return Classification(settings, seeds=seeds, device=device)
