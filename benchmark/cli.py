@@ -30,6 +30,16 @@ def friendly(fn):
             click.secho("interrupted: completed evaluations and checkpoints are on disk; "
                         "run the same command again to resume", fg="yellow", err=True)
             sys.exit(130)
+        except OSError as e:
+            import errno
+
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            where = f" writing {e.filename}" if e.filename else ""
+            click.secho(f"error{where}: {e.strerror or e}. Files already written (evaluations, the last "
+                        "checkpoint) are intact; fix the problem and run the same command again to "
+                        "resume.", fg="red", err=True)
+            sys.exit(2)
 
     return wrapper
 
@@ -73,8 +83,27 @@ def validate(suite_path, data_root):
 @click.option("--seed", "seeds", multiple=True, type=int, help="Only these seeds (repeatable).")
 @click.option("--device", help="cpu, cuda, cuda:N (overrides the suite).")
 @click.option("--threads", type=int, help="torch CPU threads (overrides the suite; recorded).")
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: this machine; slurm: one job per run through submitit.")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="local: runs in parallel worker processes (one device each with --gpus).")
+@click.option("--gpus", help="local: GPU ids for the workers, e.g. 0,1 (one worker per GPU).")
+@click.option("--partition", help="slurm: partition.")
+@click.option("--time", "time_min", type=int, default=240, show_default=True,
+              help="slurm: minutes per job; a run that times out is requeued and resumes.")
+@click.option("--gpus-per-run", type=int, default=1, show_default=True, help="slurm: GPUs per job (0 for CPU).")
+@click.option("--cpus-per-run", type=int, help="slurm: CPUs per job (default: the suite's threads).")
+@click.option("--mem-gb", type=int, help="slurm: memory per job.")
+@click.option("--array-parallelism", type=int, default=32, show_default=True,
+              help="slurm: at most this many jobs of an array at once.")
+@click.option("--max-requeues", type=int, default=3, show_default=True,
+              help="slurm: requeues after time-out/preemption before giving up.")
+@click.option("--slurm-cluster", type=click.Choice(["slurm", "local", "debug"]), hidden=True,
+              help="submitit cluster (tests use local).")
 @friendly
-def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, threads):
+def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, threads, executor, jobs, gpus,
+        partition, time_min, gpus_per_run, cpus_per_run, mem_gb, array_parallelism, max_requeues,
+        slurm_cluster):
     """Run a suite: teachers, then every arm x seed; complete runs are skipped, killed runs resume."""
     from rich.console import Console
 
@@ -84,19 +113,51 @@ def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, th
 
     suite = load_suite(suite_path, data_root=data_root)
     _check_selection(suite, arms, seeds)
+    _term_is_interrupt()
     rdir = _results_dir(results_dir)
     if new_results:
         rdir = rdir / new_results
     console = Console(stderr=True)
     console.print(f"suite [bold]{suite.name}[/] -> {rdir / suite.name}")
-    with SuiteProgress(console) as prog:
-        out = run_suite(suite, rdir, arms=list(arms) or None, seeds=list(seeds) or None, device=device,
-                        threads=threads, progress=prog, log=prog.log)
+    if executor == "slurm" or jobs != 1 or gpus:
+        from .runner import executors as X
+
+        req = X.RunRequest(str(Path(suite_path).resolve()), str(rdir.resolve()), data_root, list(arms),
+                           list(seeds), device, threads)
+        if executor == "slurm":
+            if jobs != 1 or gpus:
+                raise UserError("--jobs/--gpus are for --executor local; with slurm each run is a job "
+                                "(use --array-parallelism, --gpus-per-run)")
+            opts = X.SlurmOptions(partition=partition, time_min=time_min, gpus_per_run=gpus_per_run,
+                                  cpus_per_run=cpus_per_run, mem_gb=mem_gb, array_parallelism=array_parallelism,
+                                  max_requeues=max_requeues, cluster=slurm_cluster)
+            out = X.run_slurm(req, opts, log=console.print)
+        else:
+            out = X.run_local_parallel(req, jobs=jobs, gpus=X.parse_gpus(gpus), log=console.print)
+    else:
+        with SuiteProgress(console) as prog:
+            out = run_suite(suite, rdir, arms=list(arms) or None, seeds=list(seeds) or None, device=device,
+                            threads=threads, progress=prog, log=prog.log)
     bad = {k: v for k, v in out.items() if v not in ("complete", "diverged")}
     done = sum(v == "complete" for v in out.values())
     console.print(f"{done}/{len(out)} complete" + (f"; not complete: {bad}" if bad else ""))
     if bad:
         sys.exit(1)
+
+
+def _term_is_interrupt():
+    """SIGTERM (kill, a scheduler's stop) ends a run like Ctrl-C: marked `failed` with a
+    resumable message, lock released; rerunning resumes from the last checkpoint."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _check_selection(suite, arms, seeds):
@@ -177,6 +238,22 @@ def ls_():
 
 
 @main.command()
+@click.argument("dataset")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The pack file to write.")
+@click.option("--data-root", help="Folder holding the datasets (default: $W2S_DATA_ROOT, then ./data).")
+@friendly
+def pack(dataset, out, data_root):
+    """Pack DATASET (cifar10, cifar100 or an ImageFolder folder with train/ and test/) into one
+    file of encoded images + labels + index, read by the `pack` dataset (data.kwargs.path)."""
+    from .data.pack import write_pack
+
+    meta = write_pack(dataset, Path(out), data_root)
+    size = Path(out).stat().st_size
+    click.echo(f"wrote {out}: {meta['n_train']} train + {meta['n_test']} test images from {meta['source']}, "
+               f"{size / 2**20:.1f} MiB")
+
+
+@main.command()
 @click.argument("results_dirs", nargs=-1)
 @click.option("--out", default="reports", show_default=True, help="Output folder (reports/<suite>/...).")
 @click.option("--unit", type=click.Choice(["epochs", "steps", "seconds", "flops"]), help="Headline unit.")
@@ -186,11 +263,31 @@ def ls_():
 @click.option("--interpolate", is_flag=True, help="Interpolate linearly between bracketing evaluations.")
 @click.option("--sustained", default=1, show_default=True, help="Require K consecutive evaluations past the threshold.")
 @click.option("--ci", "ci_method", type=click.Choice(["percentile", "bca"]), default="percentile", show_default=True)
+@click.option("--reference", type=click.Path(dir_okay=False),
+              help="Baseline reference JSON for the health check (default: the suite's `reference:`).")
+@click.option("--health-alpha", default=0.05, show_default=True, help="Family level of the baseline health check.")
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False),
+              help="Also write TensorBoard event files here (needs the trackers extra).")
+@click.option("--mlflow-uri", is_flag=False, flag_value="mlruns",
+              help="Also log to MLflow at this tracking URI; alone: the local file store ./mlruns.")
 @friendly
-def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustained, ci_method):
-    """Speedup tables with paired bootstrap CIs, censoring, plots -> reports/<suite>/."""
+def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustained, ci_method, reference,
+           health_alpha, tensorboard_dir, mlflow_uri):
+    """Speedup tables with paired bootstrap CIs, censoring, plots -> reports/<suite>/ (report.md, index.html).
+
+    Exit status 3 when a baseline health check fails (the reports are still written)."""
+    import json
+
     from .analysis.load import ResultsError
     from .analysis.report import write_report
+
+    for mod, opt, extra in (("tensorboard", tensorboard_dir, "tensorboard"), ("mlflow", mlflow_uri, "mlflow-skinny")):
+        if opt is not None:
+            try:
+                __import__(mod)
+            except ImportError:
+                raise UserError(f"--{mod.replace('mlflow', 'mlflow-uri')} needs {extra}: "
+                                "pip install 'w2s-bench[trackers]'") from None
 
     dirs = [Path(d) for d in results_dirs] or [_results_dir(None)]
     for d in dirs:
@@ -198,13 +295,51 @@ def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustain
             raise UserError(f"no results directory {d}")
     try:
         paths = write_report(dirs, Path(out), unit=unit, thresholds=list(thresholds) or None, reps=reps, seed=seed,
-                             interpolate=interpolate, sustained=sustained, ci_method=ci_method)
+                             interpolate=interpolate, sustained=sustained, ci_method=ci_method,
+                             reference=reference, health_alpha=health_alpha, tensorboard_dir=tensorboard_dir,
+                             mlflow_uri=mlflow_uri)
     except ResultsError as e:
         raise UserError(str(e)) from None
     if not paths:
         raise UserError(f"no suites with runs under {', '.join(map(str, dirs))}")
+    failed = False
     for p in paths:
-        click.echo(f"wrote {p}")
+        click.echo(f"wrote {p} and {p.with_name('index.html')}")
+        hj = p.with_name("health.json")
+        if hj.is_file():
+            health = json.loads(hj.read_text(encoding="utf-8"))
+            failed |= health["status"] != "PASS"
+            click.secho(health["headline"], fg="green" if health["status"] == "PASS" else "red", bold=True)
+    if failed:
+        sys.exit(3)
+
+
+@main.group()
+def reference():
+    """Baseline references for the report's health check (suites/reference/<suite>.json)."""
+
+
+@reference.command(name="build")
+@click.argument("results_dir")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Reference JSON to write.")
+@click.option("--arm", default="baseline", show_default=True, help="The arm whose complete runs are stored.")
+@friendly
+def reference_build(results_dir, out, arm):
+    """Store, from the complete baseline runs of RESULTS_DIR (results/<suite>), the time to every
+    pre-registered threshold and the final metric, for `report` to test new baselines against."""
+    from .analysis.health import build_reference, write_reference
+    from .analysis.load import ResultsError, find_suites, load_suite
+
+    try:
+        suites = find_suites([Path(results_dir)])
+        if len(suites) != 1:
+            raise UserError(f"{results_dir} holds {len(suites)} suites; name one results/<suite> directory")
+        ref = build_reference(load_suite(suites[0]), arm=arm, source=str(suites[0]))
+    except ResultsError as e:
+        raise UserError(str(e)) from None
+    write_reference(ref, Path(out))
+    click.echo(f"wrote {out}: {ref['n_runs']} complete {arm} run(s) of suite {ref['suite']}, "
+               f"thresholds {', '.join(f'{t:g}' for t in ref['thresholds'])}")
 
 
 if __name__ == "__main__":

@@ -55,8 +55,8 @@ MODELS = Registry("model")
 LOSSES = Registry("loss")
 
 # --- datasets: meta["task"] says which task reads them -------------------------------
-DATASETS.add("synthetic", "benchmark.data.synthetic:load", "procedural 10-class 32x32 shapes/textures (no download)", task="classification")
-DATASETS.add("cifar10", "benchmark.data.cifar:load_cifar10", "CIFAR-10: torchvision format or ImageFolder copy under <root>/cifar10", task="classification")
+DATASETS.add("synthetic", "benchmark.data.synthetic:load", "procedural 10-class 32x32 shapes/textures (no download)", task=("classification", "diffusion"))
+DATASETS.add("cifar10", "benchmark.data.cifar:load_cifar10", "CIFAR-10: torchvision format or ImageFolder copy under <root>/cifar10", task=("classification", "diffusion"))
 DATASETS.add("cifar100", "benchmark.data.cifar:load_cifar100", "CIFAR-100: torchvision format or ImageFolder copy under <root>/cifar100", task="classification")
 DATASETS.add("imagefolder", "benchmark.data.imagefolder:load", "any <root>/<kwargs.path>/{train,val}/<class>/* tree, streamed", task="classification")
 DATASETS.add("imagenet", "benchmark.data.imagefolder:load_imagenet", "ImageNet in ImageFolder layout at <root>/imagenet/{train,val}", task="classification")
@@ -73,6 +73,21 @@ MODELS.add("resnet18_cifar", "benchmark.models.cifar:resnet18_cifar", "ResNet-18
 LOSSES.add("kd", "benchmark.distill.losses:kd_loss", "(1-a)*CE + a*T^2*KL(teacher_T || student_T) (Hinton et al. 2015)", task="classification", needs_teacher=True)
 LOSSES.add("tfkd", "benchmark.distill.losses:tfkd_loss", "teacher-free KD reg (Yuan et al. CVPR 2020): KL towards a on the true class, rest uniform", task="classification", needs_teacher=False)
 
+
+# --- diffusion (task/diffusion.py): the DDPM UNet and epsilon-matching distillation -------
+MODELS.add("unet", "benchmark.models.unet:unet", "DDPM UNet (Ho et al. 2020); defaults = the 35.7M CIFAR-10 model", task="diffusion")
+LOSSES.add("eps_distill", "benchmark.diffusion.losses:eps_distill_loss", "||eps_s-eps||^2 + lambda*||eps_s-sg(eps_t)||^2 (distill.beta=lambda) or the (1-alpha)/alpha mix", task="diffusion", needs_teacher=True)
+
+
+# --- detection (issue 5): COCO-format data, torchvision detectors, detector KD losses ---
+DATASETS.add("coco", "benchmark.data.coco:load_coco", "COCO 2017 at <root>/coco/{train2017,val2017,annotations}", task="detection")
+DATASETS.add("coco_json", "benchmark.data.coco:load_coco_json", "image folder + COCO annotation file (kwargs.path, e.g. coco128)", task="detection")
+DATASETS.add("synthetic_detection", "benchmark.data.synthetic_detection:load", "procedural shapes with exact boxes, 5 classes (no download)", task="detection")
+for _fam in ("retinanet", "fcos", "fasterrcnn"):
+    for _bb in ("resnet18", "resnet34", "resnet50", "mobilenet_v3"):
+        MODELS.add(f"{_fam}_{_bb}_fpn", "benchmark.models.detection:build_detector", f"torchvision {_fam} with a {_bb} FPN backbone, from scratch", task="detection")
+LOSSES.add("pkd", "benchmark.distill.detection:pkd_loss", "PKD (Cao et al. 2022): 1 - Pearson r of standardized FPN features, summed over levels", task="detection", needs_teacher=True)
+LOSSES.add("det_logit_kd", "benchmark.distill.detection:logit_kd_loss", "sigmoid KD on dense-detector class logits (binary KL with temperature, T^2)", task="detection", needs_teacher=True)
 
 def is_timm_name(name: str) -> bool:
     """A `timm:` prefix names a timm model explicitly (e.g. `timm:resnet50`)."""

@@ -223,6 +223,20 @@ def deep_merge(base: Any, override: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- loading
+def _in_override(override: dict, path: str) -> bool:
+    """Whether a dotted YAML path points into what an arm's override sets."""
+    node: Any = override
+    for part in re.split(r"\.|\[", path):
+        part = part.rstrip("]")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return node is not override and not isinstance(node, (dict, list))
+    return True
+
+
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -319,6 +333,7 @@ def validate_dict(raw: dict, source: str = "<suite>", *, data_root: str | None =
     except ValidationError as e:
         problems += _pydantic_problems(e)
     arm_settings: dict[str, RunSettings] = {}
+    merged_arms: dict[str, dict] = {}
     arms = raw.get("arms") if isinstance(raw.get("arms"), dict) else {}
     base = {k: v for k, v in raw.items() if k not in SUITE_ONLY_KEYS}
     for arm, override in arms.items():
@@ -327,129 +342,178 @@ def validate_dict(raw: dict, source: str = "<suite>", *, data_root: str | None =
         if override is not None and not isinstance(override, dict):
             problems.append((f"arms.{arm}", "an arm is a mapping of overrides (or empty)"))
             continue
-        bad = [k for k in (override or {}) if k in SUITE_ONLY_KEYS]
+        override = override or {}
+        bad = [k for k in override if k in SUITE_ONLY_KEYS]
         for k in bad:
             problems.append((f"arms.{arm}.{k}", "cannot be overridden per arm"))
-        merged = deep_merge(base, {k: v for k, v in (override or {}).items() if k not in bad})
+        merged = deep_merge(base, {k: v for k, v in override.items() if k not in bad})
+        merged_arms[str(arm)] = merged
         try:
             arm_settings[arm] = RunSettings.model_validate(merged)
         except ValidationError as e:
+            # errors in the suite body are reported once above; here only what the arm set
             for p, m in _pydantic_problems(e):
-                # report errors in the suite body once (from the suite check), arm-specific ones here
-                head = p.split(".")[0].split("[")[0]
-                if cfg is None and head not in (override or {}):
-                    continue
-                if head in (override or {}):
+                if _in_override(override, p):
                     problems.append((f"arms.{arm}.{p}", m))
-    if cfg is not None:
-        problems += semantic_problems(cfg, arm_settings, check_paths=check_paths)
+    problems += semantic_problems(raw, merged_arms, check_paths=check_paths)
     if problems:
         raise SuiteError(source, problems)
     return Suite(cfg, raw, source, arm_settings)
 
 
 # ------------------------------------------------------------------ semantic checks
-def semantic_problems(cfg: SuiteCfg, arms: dict[str, RunSettings], *, check_paths: bool) -> list[tuple[str, str]]:
+# These run on the raw (env-expanded, arm-merged) dicts, so they report alongside schema
+# errors instead of waiting for the schema to pass: every problem at once.
+def _g(d: Any, *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def semantic_problems(raw: dict, merged: dict[str, dict], *, check_paths: bool) -> list[tuple[str, str]]:
     """Checks pydantic cannot express: names that must exist, ranges that depend on the metric."""
     probs: list[tuple[str, str]] = []
-    if "baseline" not in cfg.arms:
+    arms = raw.get("arms") if isinstance(raw.get("arms"), dict) else {}
+    if arms and "baseline" not in arms:
         probs.append(("arms", "an arm named `baseline` is required (speedups are measured against it)"))
-    if len(set(cfg.seeds)) != len(cfg.seeds):
+    seeds = raw.get("seeds")
+    if isinstance(seeds, list) and len({repr(x) for x in seeds}) != len(seeds):
         probs.append(("seeds", "seeds must be distinct"))
-    lo_hi = METRIC_RANGES.get(cfg.targets.metric)
-    for i, t in enumerate(cfg.targets.thresholds):
-        if lo_hi and not (lo_hi[0] <= t <= lo_hi[1]):
-            probs.append((f"targets.thresholds[{i}]", f"{t} is outside [{lo_hi[0]}, {lo_hi[1]}] for {cfg.targets.metric}"))
-        if cfg.targets.direction == "lower" and t < 0:
-            probs.append((f"targets.thresholds[{i}]", "must be >= 0"))
-    if len(set(cfg.targets.thresholds)) != len(cfg.targets.thresholds):
-        probs.append(("targets.thresholds", "thresholds must be distinct"))
+    metric, direction = _g(raw, "targets", "metric"), _g(raw, "targets", "direction")
+    thresholds = _g(raw, "targets", "thresholds")
+    if isinstance(thresholds, list):
+        lo_hi = METRIC_RANGES.get(metric) if isinstance(metric, str) else None
+        for i, t in enumerate(thresholds):
+            t = _num(t)
+            if t is None:
+                continue
+            if lo_hi and not (lo_hi[0] <= t <= lo_hi[1]):
+                probs.append((f"targets.thresholds[{i}]", f"{t:g} is outside [{lo_hi[0]:g}, {lo_hi[1]:g}] for {metric}"))
+            if direction == "lower" and t < 0:
+                probs.append((f"targets.thresholds[{i}]", "must be >= 0"))
+        if len({repr(t) for t in thresholds}) != len(thresholds):
+            probs.append(("targets.thresholds", "thresholds must be distinct"))
     timm_names: list[tuple[str, str]] = []
     seen_paths: set[str] = set()
-    for arm, s in arms.items():
-        pre = "" if arm == "__suite__" else f"arms.{arm}."
-        probs += _settings_problems(s, pre, arms, arm, timm_names, check_paths, seen_paths)
-    # the same problem in every arm is reported once, at the suite level
+    for arm, s in merged.items():
+        pre = f"arms.{arm}."
+        probs += _settings_problems(s, pre, merged, arm, timm_names, check_paths, seen_paths)
+    # a problem that comes from the suite body is reported once, without an arm prefix;
+    # one that an arm's own override causes keeps the arm's path
     uniq, seen = [], set()
     for p, m in probs:
-        key = (re.sub(r"^arms\.[^.]+\.", "", p), m)
-        if key in seen:
-            continue
-        seen.add(key)
-        uniq.append((p, m))
+        m_arm = re.match(r"^arms\.([^.]+)\.(.*)$", p)
+        if m_arm and m_arm.group(1) in arms:
+            override = arms[m_arm.group(1)] if isinstance(arms[m_arm.group(1)], dict) else {}
+            if not _in_override(override, m_arm.group(2)):
+                p = m_arm.group(2)
+        if (p, m) not in seen:
+            seen.add((p, m))
+            uniq.append((p, m))
     if timm_names:
-        uniq += _check_timm(timm_names)
+        uniq += _check_timm(list({p: (p, n) for p, n in timm_names}.values()))
     return uniq
 
 
-def _settings_problems(s: RunSettings, pre: str, arms: dict[str, RunSettings], arm: str,
+def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
                        timm_names: list, check_paths: bool, seen_paths: set) -> list[tuple[str, str]]:
+    from types import SimpleNamespace
+
     probs = []
-    if s.data.dataset not in DATASETS:
-        probs.append((f"{pre}data.dataset", f"unknown dataset {s.data.dataset!r}; known: {', '.join(DATASETS.names())}"))
-    elif s.task not in _tasks_of(DATASETS[s.data.dataset]):
-        probs.append((f"{pre}data.dataset", f"{s.data.dataset!r} is a dataset for {'/'.join(_tasks_of(DATASETS[s.data.dataset]))}, not {s.task}"))
-    elif check_paths:
-        key = json.dumps([s.data.dataset, s.data.root, s.data.kwargs, s.data.download], sort_keys=True, default=str)
-        if key not in seen_paths:
-            seen_paths.add(key)
-            msg = data_path_problem(s.data)
-            if msg:
-                probs.append((f"{pre}data.root", msg))
-    models = [(f"{pre}student.name", s.student.name)]
-    models += [(f"{pre}teachers.{k}.model.name", t.model.name) for k, t in s.teachers.items()]
+    task = s.get("task")
+    ds = _g(s, "data", "dataset")
+    if isinstance(ds, str):
+        if ds not in DATASETS:
+            probs.append((f"{pre}data.dataset", f"unknown dataset {ds!r}; known: {', '.join(DATASETS.names())}"))
+        elif isinstance(task, str) and task not in _tasks_of(DATASETS[ds]):
+            probs.append((f"{pre}data.dataset", f"{ds!r} is a dataset for {'/'.join(_tasks_of(DATASETS[ds]))}, not {task}"))
+        elif check_paths:
+            data = s["data"]
+            key = json.dumps([ds, data.get("root"), data.get("kwargs"), data.get("download")], sort_keys=True, default=str)
+            if key not in seen_paths:
+                seen_paths.add(key)
+                ns = SimpleNamespace(dataset=ds, root=data.get("root"), download=bool(data.get("download")),
+                                     kwargs=data.get("kwargs") if isinstance(data.get("kwargs"), dict) else {})
+                msg = data_path_problem(ns)
+                if msg:
+                    probs.append((f"{pre}data.root", msg))
+    teachers = s.get("teachers") if isinstance(s.get("teachers"), dict) else {}
+    models = [(f"{pre}student.name", _g(s, "student", "name"))]
+    models += [(f"{pre}teachers.{k}.model.name", _g(t, "model", "name")) for k, t in teachers.items()]
     for path, name in models:
+        if not isinstance(name, str):
+            continue
         if is_timm_name(name):
-            timm_names.append((path, name[5:]))
+            timm_names.append((re.sub(r"^arms\.[^.]+\.", "", path), name[5:]))
         elif name not in MODELS:
-            probs.append((path, f"unknown model {name!r}; registered: {', '.join(MODELS.names())} (or timm:<name>)"))
-        elif s.task not in _tasks_of(MODELS[name]):
-            probs.append((path, f"{name!r} is a model for {'/'.join(_tasks_of(MODELS[name]))}, not {s.task}"))
-    for k, t in s.teachers.items():
-        if t.checkpoint and check_paths and not Path(t.checkpoint).is_file():
-            probs.append((f"{pre}teachers.{k}.checkpoint", f"file not found: {t.checkpoint}"))
-        try:
-            TrainCfg.model_validate(deep_merge(s.train.model_dump(), t.train))
-        except ValidationError as e:
-            probs += _pydantic_problems(e, f"{pre}teachers.{k}.train")
-    d = s.distill
-    if d is not None:
-        if d.loss not in LOSSES:
-            probs.append((f"{pre}distill.loss", f"unknown loss {d.loss!r}; known: {', '.join(LOSSES.names())}"))
-        else:
-            entry = LOSSES[d.loss]
-            if s.task not in _tasks_of(entry):
-                probs.append((f"{pre}distill.loss", f"{d.loss!r} is a loss for {'/'.join(_tasks_of(entry))}, not {s.task}"))
-            if entry.meta.get("needs_teacher") and d.teacher is None:
-                probs.append((f"{pre}distill.teacher", f"loss {d.loss!r} needs a teacher"))
-        if d.teacher is not None and d.teacher not in s.teachers:
-            probs.append((f"{pre}distill.teacher", f"no teacher named {d.teacher!r} under `teachers`"))
-        if d.switch == "surpass_teacher":
-            if d.teacher is None:
+            same = [n for n in MODELS.names() if task in _tasks_of(MODELS[n])]
+            probs.append((path, f"unknown model {name!r}; registered for {task}: {', '.join(same)} (or timm:<name>)"))
+        elif isinstance(task, str) and task not in _tasks_of(MODELS[name]):
+            probs.append((path, f"{name!r} is a model for {'/'.join(_tasks_of(MODELS[name]))}, not {task}"))
+    for k, t in teachers.items():
+        ck = _g(t, "checkpoint")
+        if isinstance(ck, str) and check_paths and not Path(ck).is_file():
+            probs.append((f"{pre}teachers.{k}.checkpoint", f"file not found: {ck}"))
+        if isinstance(s.get("train"), dict) and isinstance(_g(t, "train"), dict):
+            try:
+                TrainCfg.model_validate(deep_merge(s["train"], t["train"]))
+            except ValidationError as e:
+                probs += [(p, m) for p, m in _pydantic_problems(e, f"{pre}teachers.{k}.train")
+                          if p.split(f"{pre}teachers.{k}.train.")[-1].split(".")[0] in t["train"]]
+    d = s.get("distill")
+    if isinstance(d, dict):
+        loss, teacher, switch = d.get("loss", "kd"), d.get("teacher"), d.get("switch", "surpass_teacher")
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                probs.append((f"{pre}distill.loss", f"unknown loss {loss!r}; known: {', '.join(LOSSES.names())}"))
+            else:
+                entry = LOSSES[loss]
+                if isinstance(task, str) and task not in _tasks_of(entry):
+                    probs.append((f"{pre}distill.loss", f"{loss!r} is a loss for {'/'.join(_tasks_of(entry))}, not {task}"))
+                if entry.meta.get("needs_teacher") and teacher is None:
+                    probs.append((f"{pre}distill.teacher", f"loss {loss!r} needs a teacher"))
+        if isinstance(teacher, str) and teacher not in teachers:
+            probs.append((f"{pre}distill.teacher", f"no teacher named {teacher!r} under `teachers`"))
+        if switch == "surpass_teacher":
+            if teacher is None:
                 probs.append((f"{pre}distill.switch", "surpass_teacher needs a teacher"))
-            if s.data.holdout == 0:
+            if _g(s, "data", "holdout", default=1000) == 0:
                 probs.append((f"{pre}data.holdout", "surpass_teacher decides on the held-out split: holdout must be > 0"))
-        if isinstance(d.switch, SameAs):
-            other = d.switch.same_as
+        other = _g(switch, "same_as")
+        if isinstance(other, str):
+            od = _g(arms.get(other), "distill")
             if other not in arms:
                 probs.append((f"{pre}distill.switch.same_as", f"no arm named {other!r}"))
             elif other == arm:
                 probs.append((f"{pre}distill.switch.same_as", "an arm cannot follow itself"))
-            elif arms[other].distill is None:
+            elif not isinstance(od, dict):
                 probs.append((f"{pre}distill.switch.same_as", f"arm {other!r} has no distillation, so it never switches off"))
-            elif isinstance(arms[other].distill.switch, SameAs):
+            elif _g(od, "switch", "same_as") is not None:
                 probs.append((f"{pre}distill.switch.same_as", f"arm {other!r} itself follows another arm; chains are not allowed"))
-        if isinstance(d.switch, FixedEpoch) and d.switch.fixed_epoch > s.train.epochs:
-            probs.append((f"{pre}distill.switch.fixed_epoch", f"{d.switch.fixed_epoch} is past the budget of {s.train.epochs} epochs"))
-    if s.targets.metric in METRIC_RANGES and s.targets.direction != "higher":
-        probs.append((f"{pre}targets.direction", f"{s.targets.metric} is higher-is-better"))
-    if s.task in TASK_OPTION_CHECKS:
-        module, _, fn = TASK_OPTION_CHECKS[s.task].partition(":")
-        import importlib
+        fe, ep = _num(_g(switch, "fixed_epoch")), _num(_g(s, "train", "epochs"))
+        if fe is not None and ep is not None and fe > ep:
+            probs.append((f"{pre}distill.switch.fixed_epoch", f"{fe:g} is past the budget of {ep:g} epochs"))
+    metric = _g(s, "targets", "metric")
+    if metric in METRIC_RANGES and _g(s, "targets", "direction") not in (None, "higher"):
+        probs.append((f"{pre}targets.direction", f"{metric} is higher-is-better"))
+    if isinstance(task, str) and task in TASK_OPTION_CHECKS:
+        try:
+            settings = RunSettings.model_validate(s)
+        except ValidationError:
+            settings = None  # schema errors are reported already
+        if settings is not None:
+            module, _, fn = TASK_OPTION_CHECKS[task].partition(":")
+            import importlib
 
-        probs += [(f"{pre}{p}", m) for p, m in getattr(importlib.import_module(module), fn)(s)]
-    elif s.task_options:
-        probs.append((f"{pre}task_options", f"task {s.task} takes no task_options"))
+            probs += [(f"{pre}{p}", m) for p, m in getattr(importlib.import_module(module), fn)(settings)]
+    elif s.get("task_options"):
+        probs.append((f"{pre}task_options", f"task {task} takes no task_options"))
     return probs
 
 
@@ -531,7 +595,6 @@ def run_specs(suite: Suite, arms: list[str] | None = None, seeds: list[int] | No
     for arm in suite.arm_names():
         if arms and arm not in arms:
             continue
-        s = suite.arm_settings[arm]
         for seed in suite.cfg.seeds:
             if seeds is not None and seed not in seeds:
                 continue
@@ -573,3 +636,7 @@ def lock_body(suite: Suite) -> dict:
     recipe.get("data", {}).pop("root", None)
     recipe.get("data", {}).pop("download", None)
     return {"targets": r["targets"], "seeds": r["seeds"], "recipe": recipe}
+
+
+TASK_OPTION_CHECKS["diffusion"] = "benchmark.tasks.diffusion_options:check"
+TASK_OPTION_CHECKS["detection"] = "benchmark.tasks.detection_options:check"

@@ -66,6 +66,7 @@ class SuiteAnalysis:
     quality: pd.DataFrame
     switch: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    health: object | None = None  # health.HealthResult when a baseline reference is checked
 
     @property
     def main_threshold(self) -> float | None:
@@ -615,6 +616,8 @@ def regenerate_command(an: SuiteAnalysis, out_dir: Path) -> str:
         parts += ["--sustained", str(o["sustained"])]
     if o["ci_method"] != "percentile":
         parts += ["--ci-method", str(o["ci_method"])]
+    if o.get("reference"):
+        parts += ["--reference", str(o["reference"])]
     return shlex.join(parts)
 
 
@@ -817,9 +820,11 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
     ph = [t for t, p in zip(an.thresholds, an.post_hoc) if p]
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n_status = su.runs["status"].value_counts().to_dict()
-    lines = [
-        f"# w2s-bench report: {su.name}",
-        "",
+    lines = [f"# w2s-bench report: {su.name}", ""]
+    if an.health is not None:
+        lines += [f"**{an.health.headline()}**", ""]
+        lines += [f"- {n}" for n in an.health.notes] + ([""] if an.health.notes else [])
+    lines += [
         "Regenerate with:",
         "",
         f"    {regenerate_command(an, out_dir)}",
@@ -1082,8 +1087,15 @@ def write_suite_report(an: SuiteAnalysis, out_dir: Path) -> Path:
         fig.savefig(d / fname, dpi=110)
         plots[name] = fname
     (d / "tables.tex").write_text(render_tex(an), encoding="utf-8")
+    if an.health is not None:
+        an.health.tests.to_csv(d / "health.csv", index=False)
+        (d / "health.json").write_text(an.health.to_json(), encoding="utf-8")
     md = d / "report.md"
     md.write_text(render_markdown(an, Path(out_dir), plots), encoding="utf-8")
+    from benchmark.analysis.html import render_html
+
+    html = render_html(an, d, plots, regenerate=regenerate_command(an, Path(out_dir)))
+    (d / "index.html").write_text(html, encoding="utf-8")
     return md
 
 
@@ -1098,11 +1110,21 @@ def write_report(
     interpolate: bool = False,
     sustained: int = 1,
     ci_method: str = "percentile",
+    reference: Path | str | None = None,
+    health_alpha: float = 0.05,
+    tensorboard_dir: Path | str | None = None,
+    mlflow_uri: str | None = None,
 ) -> list[Path]:
     """Analyse every suite under results_dirs and write reports/<suite>/ for each.
 
+    reference: baseline reference JSON for the health check (default: the suite's own
+        ``reference:`` key, from suite.lock.json; no check when neither names one).
+    tensorboard_dir / mlflow_uri: also export every run and the summary to these trackers
+        (optional extras; imported only when asked for).
     Returns the report.md paths. Raises ResultsError for an unreadable tree or bad option.
     """
+    from benchmark.analysis.health import assess
+
     written = []
     for an in analyze(
         results_dirs,
@@ -1114,5 +1136,19 @@ def write_report(
         sustained=sustained,
         ci_method=ci_method,
     ):
+        an.options["reference"] = str(reference) if reference else None
+        an.health = assess(
+            an.suite, unit=an.unit, reference=reference, alpha=health_alpha, seed=seed
+        )
+        if an.health is not None and not an.health.passed:
+            an.warnings.insert(0, an.health.headline())
         written.append(write_suite_report(an, Path(out_dir)))
+        if tensorboard_dir is not None:
+            from benchmark.export.tensorboard import export_tensorboard
+
+            export_tensorboard(an, Path(tensorboard_dir))
+        if mlflow_uri is not None:
+            from benchmark.export.mlflow import export_mlflow
+
+            export_mlflow(an, mlflow_uri, report_dir=written[-1].parent)
     return written

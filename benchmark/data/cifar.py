@@ -15,11 +15,15 @@ def _load(name: str, cfg):
     if found is None:
         if not cfg.download:
             c = cifar_candidates(name, cfg.root)
-            raise DataError(f"{name} not found: looked for {c['imagefolder']}/{{train,test}} and "
+            raise DataError(f"{name} not found: looked for {c['imagefolder']}/{{train,test}}, {c['pack']} and "
                             f"{c['torchvision']}. Point --data-root / W2S_DATA_ROOT at the folder "
                             "holding it, or set data.download: true.")
         found = ("torchvision", data_root(cfg.root))
     kind, path = found
+    if kind == "pack":
+        from .pack import load_file
+
+        return load_file(path, cfg)
     if kind == "imagefolder":
         trx, try_, classes = load_imagefolder_arrays(path / "train")
         tex, tey, classes_te = load_imagefolder_arrays(path / "test")

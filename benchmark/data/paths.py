@@ -19,6 +19,7 @@ def cifar_candidates(name: str, root: str | None) -> dict[str, Path]:
         "imagefolder": r / name,  # <root>/cifar10/{train,test}/<class>/*
         "torchvision": r / TV_DIRS[name],  # <root>/cifar-10-batches-py
         "torchvision_nested": r / name / TV_DIRS[name],
+        "pack": r / f"{name}.w2spack",  # one file written by `w2s-bench pack` (data/pack.py)
     }
 
 
@@ -26,6 +27,8 @@ def find_cifar(name: str, root: str | None) -> tuple[str, Path] | None:
     c = cifar_candidates(name, root)
     if (c["imagefolder"] / "train").is_dir() and (c["imagefolder"] / "test").is_dir():
         return "imagefolder", c["imagefolder"]
+    if c["pack"].is_file():  # same pixels, labels and order as the ImageFolder copy it packs
+        return "pack", c["pack"]
     for kind in ("torchvision", "torchvision_nested"):
         if c[kind].is_dir():
             return "torchvision", c[kind].parent
@@ -43,7 +46,7 @@ def locate_problem(data) -> str | None:
             return None
         c = cifar_candidates(name, data.root)
         return (f"{name} not found under data root {r}: looked for an ImageFolder copy at "
-                f"{c['imagefolder']}/{{train,test}} and torchvision's {c['torchvision']} "
+                f"{c['imagefolder']}/{{train,test}}, a pack {c['pack']} and torchvision's {c['torchvision']} "
                 f"(and {c['torchvision_nested']}). Set --data-root / W2S_DATA_ROOT or "
                 f"data.root, or set data.download: true to fetch it with torchvision.")
     if name in ("imagefolder", "imagenet"):

@@ -38,8 +38,12 @@ def _masks(cls: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def generate(n: int, seed: int, size: int = 32, noise: float = 0.12) -> tuple[np.ndarray, np.ndarray]:
-    """(n, size, size, 3) uint8 images and (n,) int64 labels, balanced over 10 classes."""
+def generate(n: int, seed: int, size: int = 32, noise: float = 0.08,
+             contrast: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size, size, 3) uint8 images and (n,) int64 labels, balanced over 10 classes.
+
+    `noise`: std of additive Gaussian pixel noise (on [0, 1]); `contrast`: how far the two
+    background texture colours may differ per channel. Both set the difficulty."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
     y = np.arange(n) % 10
     rng.shuffle(y)
@@ -50,7 +54,7 @@ def generate(n: int, seed: int, size: int = 32, noise: float = 0.12) -> tuple[np
         c = y[lo:lo + 2048]
         b = len(c)
         ang = rng.uniform(0, 2 * np.pi, b)[:, None, None]
-        scale = rng.uniform(0.35, 0.6, b)[:, None, None]
+        scale = rng.uniform(0.45, 0.7, b)[:, None, None]
         cx = rng.uniform(-0.3, 0.3, b)[:, None, None]
         cy = rng.uniform(-0.3, 0.3, b)[:, None, None]
         dx, dy = gx[None] - cx, gy[None] - cy
@@ -58,7 +62,8 @@ def generate(n: int, seed: int, size: int = 32, noise: float = 0.12) -> tuple[np
         v = (-np.sin(ang) * dx + np.cos(ang) * dy) / scale
         mask = _masks(c, u, v)
         # background: two random colours blended by a random-frequency sinusoidal texture
-        bg1, bg2 = rng.uniform(0, 1, (b, 1, 1, 3)), rng.uniform(0, 1, (b, 1, 1, 3))
+        bg1 = rng.uniform(0, 1, (b, 1, 1, 3))
+        bg2 = np.clip(bg1 + rng.uniform(-contrast, contrast, (b, 1, 1, 3)), 0, 1)
         f = rng.uniform(1, 6, (b, 1, 1, 2))
         ph = rng.uniform(0, 2 * np.pi, (b, 1, 1, 1))
         tex = 0.5 + 0.5 * np.sin(np.pi * (f[..., :1] * gx[None, ..., None] + f[..., 1:] * gy[None, ..., None]) + ph)
@@ -70,7 +75,7 @@ def generate(n: int, seed: int, size: int = 32, noise: float = 0.12) -> tuple[np
         img = np.where(mask[..., None], fg * shade, img)
         # distractor blob of a random colour
         bx, by = rng.uniform(-1, 1, (2, b, 1, 1))
-        blob = (gx[None] - bx) ** 2 + (gy[None] - by) ** 2 < rng.uniform(0.005, 0.03, (b, 1, 1))
+        blob = (gx[None] - bx) ** 2 + (gy[None] - by) ** 2 < rng.uniform(0.002, 0.015, (b, 1, 1))
         img = np.where(blob[..., None], rng.uniform(0, 1, (b, 1, 1, 3)), img)
         img = img + rng.normal(0, noise, img.shape)
         out[lo:lo + b] = np.clip(img * 255, 0, 255).astype(np.uint8)
@@ -79,7 +84,7 @@ def generate(n: int, seed: int, size: int = 32, noise: float = 0.12) -> tuple[np
 
 def load(cfg):
     """kwargs: train (default 10000), test (2000), size (32), noise (0.12)."""
-    kw = {"train": 10000, "test": 2000, "size": 32, "noise": 0.12, **cfg.kwargs}
+    kw = {"train": 10000, "test": 2000, "size": 32, "noise": 0.08, **cfg.kwargs}
     unknown = set(kw) - {"train", "test", "size", "noise"}
     if unknown:
         from ..errors import DataError
@@ -91,7 +96,7 @@ def load(cfg):
     return from_arrays(trx, try_, tex, tey, CLASSES, cfg, info={"source": "synthetic", **kw})
 
 
-GENERATOR_VERSION = 1  # bump when the drawing code changes, so caches are not reused
+GENERATOR_VERSION = 2  # bump when the drawing code changes, so caches are not reused
 
 
 def _cached(n: int, seed: int, size: int, noise: float) -> tuple[np.ndarray, np.ndarray]:

@@ -72,19 +72,32 @@ def augment(x: torch.Tensor, gen: torch.Generator, padding: int, hflip: bool) ->
     x: (B, C, H, W) on any device; `gen` is a CPU generator so the draws are identical on
     every device (pairing and exact resume depend on it).
     """
+    return apply_augment(x, augment_draws(len(x), gen, padding, hflip).to(x.device), padding, hflip)
+
+
+def augment_draws(b: int, gen: torch.Generator, padding: int, hflip: bool) -> torch.Tensor:
+    """The random draws of `augment` for a batch of b: int64 (3, B) = crop x/y offsets in
+    [0, 2*padding] and the flip flag. Drawn on the CPU, so a whole epoch's draws can be made
+    up front and copied to the device in one transfer (no host-device sync per step)."""
+    out = torch.zeros(3, b, dtype=torch.int64)
+    if padding:
+        out[0] = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
+        out[1] = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
+    if hflip:
+        out[2] = (torch.rand(b, generator=gen) < 0.5).long()
+    return out
+
+
+def apply_augment(x: torch.Tensor, draws: torch.Tensor, padding: int, hflip: bool) -> torch.Tensor:
+    """Apply `augment_draws` (already on x's device) to x: (B, C, H, W) uint8."""
     b, _, h, w = x.shape
     if padding:
-        dx = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
-        dy = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
         padded = torch.nn.functional.pad(x, (padding,) * 4)
         # gather crops with one advanced-indexing op: rows (B,H,1), cols (B,1,W)
-        ar_h = torch.arange(h)
-        ar_w = torch.arange(w)
-        rows = (dy[:, None] + ar_h[None, :]).to(x.device)
-        cols = (dx[:, None] + ar_w[None, :]).to(x.device)
+        rows = draws[1][:, None] + torch.arange(h, device=x.device)[None, :]
+        cols = draws[0][:, None] + torch.arange(w, device=x.device)[None, :]
         bi = torch.arange(b, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if hflip:
-        flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = torch.where(draws[2].bool()[:, None, None, None], x.flip(3), x)
     return x.contiguous()

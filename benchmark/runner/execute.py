@@ -3,6 +3,7 @@ followers, complete runs skipped, every run behind a lock, every file in the con
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -11,7 +12,16 @@ from pathlib import Path
 
 from .. import SCHEMA_VERSION
 from ..errors import Diverged, LockMismatch, UserError
-from ..suite import FixedEpoch, RunSettings, SameAs, Suite, lock_body, run_specs, sha256_json, teacher_spec
+from ..suite import (
+    FixedEpoch,
+    RunSettings,
+    SameAs,
+    Suite,
+    lock_body,
+    run_specs,
+    sha256_json,
+    teacher_spec,
+)
 from .locks import RunLock
 from .store import append_jsonl, read_json, read_jsonl, write_json
 
@@ -209,11 +219,10 @@ class Executor:
         if item_status(tdir) == "complete":
             return "complete"
         lock = RunLock(tdir / "lock")
-        while not lock.acquire():
-            # another process is training this teacher: wait for it rather than train twice
-            if item_status(tdir) == "complete":
-                return "complete"
-            time.sleep(2)
+        if not lock.acquire():
+            # another process is training this teacher: run_suite does other work and polls,
+            # so the teacher is trained once however many students wait for it
+            return "complete" if item_status(tdir) == "complete" else "locked"
         if item_status(tdir) == "complete":
             lock.release()
             return "complete"
@@ -245,14 +254,21 @@ class Executor:
                 if tspec["snapshot_epoch"]:
                     stop = int(round(tspec["snapshot_epoch"] * task.steps_per_epoch))
                 loop = Loop(task=task, model=model, train_cfg=settings.train, run_dir=tdir, device=device,
-                            stop_step=stop, on_step=self._progress_step(f"teacher {tspec['name']}"),
-                            thresholds=[])
+                            stop_step=stop, on_step=self._beat(tdir, self._progress_step(f"teacher {tspec['name']}")),
+                            thresholds=[], on_eval=self._heartbeat(tdir))
                 if loop.ckpt_path.exists():
-                    loop.load(loop.ckpt_path)
+                    m = read_json(tdir / "manifest.json")
+                    m.update(self._resume(loop, tdir, m))
+                    write_json(tdir / "manifest.json", m)
+                elif (tdir / "metrics.jsonl").exists():
+                    for f in ("metrics.jsonl", "events.jsonl"):
+                        (tdir / f).unlink(missing_ok=True)
                 res = loop.run()
                 if res.status != "complete":
                     self.finish(tdir, "diverged", reason=res.reason)
-                    raise UserError(f"teacher {tspec['name']} diverged ({res.reason}); students cannot use it")
+                    self.log(f"[red]teacher {tspec['name']} diverged ({res.reason}); the arms that use it "
+                             "are blocked, the rest of the suite goes on[/]")
+                    return "diverged"
                 final = res.final
                 c = res.clock
                 cost = {"epochs": c.step / task.steps_per_epoch, "steps": c.step, "samples": c.samples,
@@ -275,6 +291,17 @@ class Executor:
             self.log(f"teacher {tspec['name']} ({tspec['model']['name']}): test {settings.targets.metric} "
                      f"{m:.2f}, held-out {h:.2f}" if m is not None and h is not None else f"teacher {item.id} done")
             return "complete"
+        except BaseException as e:
+            try:
+                if (tdir / "manifest.json").exists() and item_status(tdir) == "running":
+                    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                        self.finish(tdir, "failed", reason="interrupted; rerun the suite to resume")
+                    else:
+                        self.finish(tdir, "failed", reason=f"{type(e).__name__}: {e}",
+                                    traceback=traceback.format_exc()[-4000:])
+            except OSError:
+                pass  # e.g. the disk is full: the original error is the one to report
+            raise
         finally:
             lock.release()
 
@@ -340,15 +367,11 @@ class Executor:
                     ramp_epochs=d.ramp.epochs if d.ramp else None, ramp_evals=d.ramp.evals if d.ramp else None)
             loop = Loop(task=task, model=model, train_cfg=settings.train, run_dir=rdir, device=device,
                         teacher=teacher, switch=switch, thresholds=settings.targets.thresholds,
-                        on_step=self._progress_step(f"{spec['arm']} seed {spec['seed']}"))
+                        on_step=self._beat(rdir, self._progress_step(f"{spec['arm']} seed {spec['seed']}")))
             extra = {}
             if loop.ckpt_path.exists():
                 old = read_json(rdir / "manifest.json") if (rdir / "manifest.json").exists() else {}
-                dropped = loop.load(loop.ckpt_path)
-                lost = max(0.0, old.get("heartbeat_train_wall_s", 0.0) - loop.clock.train_wall_s)
-                extra = {"resumed": old.get("resumed", 0) + 1,
-                         "lost_wall_s": old.get("lost_wall_s", 0.0) + lost}
-                loop.event("resume", from_step=loop.clock.step, dropped_lines=dropped, lost_wall_s=lost)
+                extra = self._resume(loop, rdir, old)
             elif (rdir / "metrics.jsonl").exists():
                 # started but never reached its first checkpoint: start clean
                 for f in ("metrics.jsonl", "events.jsonl"):
@@ -372,11 +395,14 @@ class Executor:
             self.log(f"{spec['arm']} seed {spec['seed']}: final test {task.metric} {acc:.2f}{sw}")
             return "complete"
         except BaseException as e:
-            if (rdir / "manifest.json").exists() and isinstance(e, (KeyboardInterrupt, SystemExit)):
-                self.finish(rdir, "failed", reason="interrupted; rerun the suite to resume")
-            elif (rdir / "manifest.json").exists():
-                self.finish(rdir, "failed", reason=f"{type(e).__name__}: {e}",
-                            traceback=traceback.format_exc()[-4000:])
+            try:
+                if (rdir / "manifest.json").exists() and isinstance(e, (KeyboardInterrupt, SystemExit)):
+                    self.finish(rdir, "failed", reason="interrupted; rerun the suite to resume")
+                elif (rdir / "manifest.json").exists():
+                    self.finish(rdir, "failed", reason=f"{type(e).__name__}: {e}",
+                                traceback=traceback.format_exc()[-4000:])
+            except OSError:
+                pass  # e.g. the disk is full: the original error is the one to report
             raise
         finally:
             lock.release()
@@ -389,10 +415,49 @@ class Executor:
             m["heartbeat_train_wall_s"] = loop.clock.train_wall_s
             m["heartbeat_step"] = loop.clock.step
             write_json(rdir / "manifest.json", m)
+            _write_beat(rdir, loop)
             if self.progress is not None:
                 self.progress.eval_done(loop, rows)
 
         return hook
+
+    def _beat(self, rdir: Path, inner, every_s: float = 1.0):
+        """Per-step hook: at most once a second, record how far the clocks have got
+        (checkpoints/heartbeat.json), so a crash's lost work is measurable on resume."""
+        last = [time.monotonic()]
+
+        def hook(loop):
+            now = time.monotonic()
+            if now - last[0] >= every_s:
+                last[0] = now
+                _write_beat(rdir, loop)
+            if inner is not None:
+                inner(loop)
+
+        return hook
+
+    def _resume(self, loop, rdir: Path, old: dict) -> dict:
+        """Restore `loop` from its checkpoint; log the resume; manifest fields to update.
+
+        Work done after the checkpoint is thrown away and redone, so it never enters the
+        train clock (the clocks come back from the checkpoint); the last heartbeat says how
+        much wall time that was (train + eval seconds, and steps), reported as lost."""
+        dropped = loop.load(loop.ckpt_path)
+        beat_path = rdir / "checkpoints" / "heartbeat.json"
+        lost, lost_steps = 0.0, 0
+        try:
+            beat = read_json(beat_path)
+            lost = max(0.0, beat["train_wall_s"] + beat["eval_wall_s"]
+                       - loop.clock.train_wall_s - loop.clock.eval_wall_s)
+            lost_steps = max(0, int(beat["step"]) - loop.clock.step)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no heartbeat yet: nothing measurable was lost
+        beat_path.unlink(missing_ok=True)  # counted once, even if the resumed run dies early
+        loop.event("resume", from_step=loop.clock.step, dropped_lines=dropped, lost_wall_s=round(lost, 4),
+                   lost_steps=lost_steps)
+        self.log(f"resuming {rdir.name} from step {loop.clock.step} (lost {lost:.1f}s, {lost_steps} steps)")
+        return {"resumed": old.get("resumed", 0) + 1, "lost_wall_s": old.get("lost_wall_s", 0.0) + lost,
+                "lost_steps": old.get("lost_steps", 0) + lost_steps}
 
     def _progress_step(self, label: str):
         if self.progress is None:
@@ -400,31 +465,62 @@ class Executor:
         return self.progress.step_hook(label)
 
 
+def _write_beat(rdir: Path, loop) -> None:
+    """Heartbeat: not fsynced (it only has to survive the process, not the machine)."""
+    tw, ew = loop.wall_now()
+    path = rdir / "checkpoints" / "heartbeat.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".heartbeat.tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"step": loop.clock.step, "train_wall_s": tw, "eval_wall_s": ew,
+                                   "time": time.time()}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a missed heartbeat only makes the lost-time report smaller
+
+
 def run_suite(suite: Suite, results_dir: Path, *, arms=None, seeds=None, device=None, threads=None,
-              progress=None, log=print) -> dict[str, str]:
-    """Run every pending item of the plan; returns {id: final status}."""
+              progress=None, log=print, poll_s: float = 1.0, only: set[str] | None = None) -> dict[str, str]:
+    """Run every pending item of the plan (or only the ids in `only`, whose dependencies
+    must then be complete already); returns {id: final status}."""
     sdir = suite_dir(results_dir, suite)
     sdir.mkdir(parents=True, exist_ok=True)
     check_lock(suite, sdir, write=True)
     items = plan(suite, results_dir, arms, seeds)
+    if only is not None:
+        items = [it for it in items if it.id in only]
     ex = Executor(suite, results_dir, device=device, threads=threads, progress=progress, log=log)
     out: dict[str, str] = {}
     if progress is not None:
         progress.start_suite(len(items))
     pending = list(items)
+    teacher_ids = {it.id for it in items if it.kind == "teacher"}
+    said_locked: set[str] = set()
     while pending:
         progressed = False
+        locked = False
         for it in list(pending):
-            bad = [d for d in it.deps if d in out and out[d] not in ("complete", "diverged")]
+            # a teacher must be complete; a followed (same_as) run may also have diverged
+            bad = [d for d in it.deps if d in out and
+                   out[d] not in (("complete",) if d in teacher_ids else ("complete", "diverged"))]
             if bad:
                 out[it.id] = f"blocked: {bad[0]} is {out[bad[0]]}"
                 pending.remove(it)
                 progressed = True
                 continue
+            if any(p.id in it.deps for p in pending):
+                continue  # a dependency is still to run here, or is running in another process
             if it.kind == "teacher":
                 st = ex.run_teacher(it)
             else:
                 st = ex.run_student(it)
+            if st == "locked":
+                # another `run` process (or executor worker) holds it: do other work, poll
+                locked = True
+                if it.id not in said_locked:
+                    said_locked.add(it.id)
+                    log(f"{it.id} is running in another process; waiting for it")
+                continue
             if st == "waiting":
                 continue
             out[it.id] = st
@@ -432,6 +528,9 @@ def run_suite(suite: Suite, results_dir: Path, *, arms=None, seeds=None, device=
             progressed = True
             if progress is not None:
                 progress.item_done(it, st)
+        if not progressed and locked:
+            time.sleep(poll_s)
+            continue
         if not progressed:
             for it in pending:
                 out[it.id] = "waiting (dependency not complete)"

@@ -38,6 +38,10 @@ class RunLock:
                 return time.time() - self.path.stat().st_mtime > 30
             except OSError:
                 return True
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and info.get("slurm_job_id") == job and info.get("pid") != os.getpid():
+            # a requeued SLURM job (same job id, maybe another node) takes over its own lock
+            return True
         if info.get("host") == socket.gethostname():
             return not _alive(int(info.get("pid", -1)))
         return False  # another host: only its owner (or a person) can clear it
@@ -53,7 +57,8 @@ class RunLock:
                     continue
                 return False
             with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}, f)
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+                           "slurm_job_id": os.environ.get("SLURM_JOB_ID")}, f)
             self.held = True
             return True
         return False

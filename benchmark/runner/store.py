@@ -36,8 +36,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # say which file a disk-full error hit
         raise
     _fsync_dir(path.parent)
 
@@ -54,10 +56,16 @@ def append_jsonl(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     data = "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in rows).encode()
-    with open(path, "ab") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        # a partly written tail is a torn line: the checkpoint's line count drops it on resume
+        if e.filename is None:
+            e.filename = str(path)
+        raise
 
 
 def _jsonable(o: Any) -> Any:

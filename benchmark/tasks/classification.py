@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.tensors import ClassificationData, augment
+from ..data.tensors import ClassificationData, apply_augment, augment_draws
 from ..errors import DataError
 from ..models import build_model
 from ..registry import DATASETS, LOSSES
@@ -82,11 +82,22 @@ class Classification:
         n, b = len(self.train), self.batch_size
         order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.seeds["data_order"], epoch)))
         aug = self.s.train.augment
-        for i in range(start, self.steps_per_epoch):
-            idx = order[i * b:(i + 1) * b].to(self.device)
-            g = torch.Generator().manual_seed(_seed(self.seeds["augment"], epoch, i))
-            x = augment(self.train.x[idx], g, aug.crop_padding, aug.hflip)
-            yield self.normalize(x), self.train.y[idx]
+        pad, flip = aug.crop_padding, aug.hflip
+        # Indices and augmentation draws for a chunk of steps are made on the CPU (each batch
+        # from its own (seed, epoch, index) generator, so batches stay a pure function of
+        # them) and reach the device in one transfer: no host-device sync inside a step.
+        chunk = 64
+        for lo in range(start, self.steps_per_epoch, chunk):
+            hi = min(lo + chunk, self.steps_per_epoch)
+            draws = torch.stack([augment_draws(b, torch.Generator().manual_seed(
+                _seed(self.seeds["augment"], epoch, i)), pad, flip) for i in range(lo, hi)])
+            plan = torch.cat([order[lo * b:hi * b].view(hi - lo, 1, b), draws], 1)  # (steps, 4, B)
+            if self.device.type == "cuda":
+                plan = plan.pin_memory().to(self.device, non_blocking=True)
+            for k in range(hi - lo):
+                idx = plan[k, 0]
+                x = apply_augment(self.train.x[idx], plan[k, 1:], pad, flip)
+                yield self.normalize(x), self.train.y[idx]
 
     # ------------------------------------------------------------------------ losses
     def loss(self, model, batch, teacher, weight: float, step: int):
@@ -115,8 +126,11 @@ class Classification:
             return {}
         correct = top5 = 0
         bs = self.s.train.eval.batch_size
+        prec = self.s.train.precision  # evaluate in the training's autocast precision
+        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
         for lo in range(0, len(sp), bs):
-            logits = model(self.normalize(sp.x[lo:lo + bs]))
+            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+                logits = model(self.normalize(sp.x[lo:lo + bs]))
             y = sp.y[lo:lo + bs]
             correct += (logits.argmax(1) == y).sum()
             if self.metric == "top5":
@@ -144,7 +158,6 @@ class Classification:
         with torch.no_grad():
             m.eval()
             out["eval_per_sample"] = count_flops(lambda: m(x)) / 2
-        del m
         return out
 
 

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from ..distill.switch import SwitchPolicy, SwitchState
-from ..errors import Diverged
 from ..runner.store import append_jsonl, atomic_write_bytes, count_lines, truncate_jsonl
 from .clock import Clock, Stopwatch
 
@@ -146,6 +145,13 @@ class Loop:
         self.autocast = (lambda: torch.autocast(device.type, dtype=self.amp_dtype)) if amp else nullcontext
         self.scaler = torch.amp.GradScaler(device.type, enabled=train_cfg.precision == "fp16")
         self.ema = EMA(model, train_cfg.ema) if train_cfg.ema else None
+        # train.compile: steps run torch.compile'd views sharing the modules' parameters;
+        # checkpoints, EMA, FLOPs counting and evaluation use the plain modules.
+        if train_cfg.compile and torch.are_deterministic_algorithms_enabled():
+            # configure_torch skipped inductor's own flag; set it before compiling
+            torch.use_deterministic_algorithms(True, warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
+        self.step_model = torch.compile(model) if train_cfg.compile else model
+        self.step_teacher = torch.compile(teacher) if train_cfg.compile and teacher is not None else teacher
         self.clock = Clock()
         self.crossed: set[float] = set()
         self.direction = task.direction
@@ -169,6 +175,17 @@ class Loop:
     @property
     def ckpt_path(self) -> Path:
         return self.dir / "checkpoints" / "last.pt"
+
+    def wall_now(self) -> tuple[float, float]:
+        """(train, eval) wall seconds so far, counting an interval still being timed; a
+        heartbeat of these lets a resumed run report the time a crash threw away."""
+        tw, ew = self.clock.train_wall_s, self.clock.eval_wall_s
+        now = time.perf_counter()
+        if self.train_watch._t0 is not None:
+            tw += now - self.train_watch._t0
+        if self.eval_watch._t0 is not None:
+            ew += now - self.eval_watch._t0
+        return tw, ew
 
     def epoch(self, step: int | None = None) -> float:
         return (self.clock.step if step is None else step) / self.spe
@@ -249,8 +266,8 @@ class Loop:
                 use_teacher = self.teacher is not None and w > 0
                 self.kd_active = w > 0
                 with self.autocast():
-                    loss, _ = self.task.loss(self.model, batch, self.teacher if use_teacher else None, w,
-                                             self.clock.step)
+                    loss, _ = self.task.loss(self.step_model, batch, self.step_teacher if use_teacher else None,
+                                             w, self.clock.step)
                 bad |= ~torch.isfinite(loss.detach())
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
@@ -339,7 +356,15 @@ def configure_torch(threads: int, deterministic: bool, device: torch.device) -> 
     torch.set_num_threads(threads)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        # torch.use_deterministic_algorithms also imports torch._inductor.config (~3 s of CPU
+        # per process) only to set a torch.compile flag; set the flag directly when inductor
+        # is not loaded yet (Loop sets it before torch.compile)
+        import sys
+
+        if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:
+            torch._C._set_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     else:
         torch.backends.cudnn.benchmark = device.type == "cuda"
