@@ -100,10 +100,12 @@ def validate(suite_path, data_root):
               help="slurm: requeues after time-out/preemption before giving up.")
 @click.option("--slurm-cluster", type=click.Choice(["slurm", "local", "debug"]), hidden=True,
               help="submitit cluster (tests use local).")
+@click.option("--nproc-per-node", type=int, default=1, show_default=True,
+              help="Train each run across N processes with DDP via torchrun (one GPU each; gloo on CPU).")
 @friendly
 def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, threads, executor, jobs, gpus,
         partition, time_min, gpus_per_run, cpus_per_run, mem_gb, array_parallelism, max_requeues,
-        slurm_cluster):
+        slurm_cluster, nproc_per_node):
     """Run a suite: teachers, then every arm x seed; complete runs are skipped, killed runs resume."""
     from rich.console import Console
 
@@ -113,6 +115,23 @@ def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, th
 
     suite = load_suite(suite_path, data_root=data_root)
     _check_selection(suite, arms, seeds)
+    if nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:
+        if executor != "local" or jobs != 1 or gpus:
+            raise UserError("--nproc-per-node runs one run at a time across processes; "
+                            "it does not combine with --jobs/--gpus/--executor slurm")
+        from .runner import ddp
+
+        args = [a for a in sys.argv[1:]]
+        i = next(k for k, a in enumerate(args) if a.startswith("--nproc-per-node"))
+        del args[i:i + (1 if "=" in args[i] else 2)]
+        sys.exit(ddp.relaunch(args, nproc_per_node))
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        from .runner import ddp
+
+        ddp.init()
+        if not ddp.is_main():  # rank 0 reports; the others train silently
+            run_suite_quiet(suite, _results_dir(results_dir) / (new_results or ""), arms, seeds, device, threads)
+            return
     _term_is_interrupt()
     rdir = _results_dir(results_dir)
     if new_results:
@@ -143,6 +162,13 @@ def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, th
     console.print(f"{done}/{len(out)} complete" + (f"; not complete: {bad}" if bad else ""))
     if bad:
         sys.exit(1)
+
+
+def run_suite_quiet(suite, rdir, arms, seeds, device, threads):
+    from .runner.execute import run_suite
+
+    run_suite(suite, rdir, arms=list(arms) or None, seeds=list(seeds) or None, device=device,
+              threads=threads, progress=None, log=lambda *a, **k: None)
 
 
 def _term_is_interrupt():
@@ -186,7 +212,7 @@ def plan(suite_path, data_root, results_dir):
     items = make_plan(suite, _results_dir(results_dir))
     t = Table(title=f"{suite.name}: {len(items)} items (teachers first)")
     for col in ("kind", "id", "arm", "seed", "depends on", "status"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for it in items:
         t.add_row(it.kind, it.id, it.arm or "", "" if it.seed is None else str(it.seed), ", ".join(it.deps),
                   it.status)

@@ -500,7 +500,7 @@ def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
         if fe is not None and ep is not None and fe > ep:
             probs.append((f"{pre}distill.switch.fixed_epoch", f"{fe:g} is past the budget of {ep:g} epochs"))
     metric = _g(s, "targets", "metric")
-    if metric in METRIC_RANGES and _g(s, "targets", "direction") not in (None, "higher"):
+    if isinstance(metric, str) and metric in METRIC_RANGES and _g(s, "targets", "direction") not in (None, "higher"):
         probs.append((f"{pre}targets.direction", f"{metric} is higher-is-better"))
     if isinstance(task, str) and task in TASK_OPTION_CHECKS:
         try:

@@ -49,15 +49,28 @@ def main(argv=None) -> dict:
             a.precision = "fp32"  # bf16 convolutions are slow on most CPUs
         data.update(train_subset=1024, test_subset=200)
     dev = torch.device(a.device)
-    s = RunSettings.model_validate({
-        "task": "classification", "threads": a.threads, "device": a.device, "deterministic": False,
-        "data": data, "student": {"name": a.model},
-        "train": {"epochs": a.epochs, "batch_size": a.batch, "precision": a.precision, "channels_last": True,
-                  "compile": a.compile, "optimizer": {"name": "sgd", "lr": 0.4, "nesterov": True},
-                  "schedule": {"name": "cosine", "warmup_epochs": 1.0},
-                  "eval": {"every_epochs": 1.0, "batch_size": 1000}, "checkpoint_every_eval": False},
-        "targets": {"metric": "accuracy", "direction": "higher", "thresholds": [50]},
-    })
+    s = RunSettings.model_validate(
+        {
+            "task": "classification",
+            "threads": a.threads,
+            "device": a.device,
+            "deterministic": False,
+            "data": data,
+            "student": {"name": a.model},
+            "train": {
+                "epochs": a.epochs,
+                "batch_size": a.batch,
+                "precision": a.precision,
+                "channels_last": True,
+                "compile": a.compile,
+                "optimizer": {"name": "sgd", "lr": 0.4, "nesterov": True},
+                "schedule": {"name": "cosine", "warmup_epochs": 1.0},
+                "eval": {"every_epochs": 1.0, "batch_size": 1000},
+                "checkpoint_every_eval": False,
+            },
+            "targets": {"metric": "accuracy", "direction": "higher", "thresholds": [50]},
+        }
+    )
     configure_torch(a.threads, False, dev)
     t0 = time.perf_counter()
     task = Classification(s, seeds={"init": 0, "data_order": 1, "augment": 2}, device=dev)
@@ -69,23 +82,48 @@ def main(argv=None) -> dict:
         walls.append(loop.clock.train_wall_s)
         accs.append(next(r["value"] for r in rows if r["split"] == "test"))
 
-    loop = Loop(task=task, model=model, train_cfg=s.train, run_dir=Path(tempfile.mkdtemp()), device=dev,
-                on_eval=on_eval, write_rows=False)
+    loop = Loop(
+        task=task,
+        model=model,
+        train_cfg=s.train,
+        run_dir=Path(tempfile.mkdtemp()),
+        device=dev,
+        on_eval=on_eval,
+        write_rows=False,
+    )
     res = loop.run()
     per_epoch = [b - a_ for a_, b in zip(walls[:-1], walls[1:])]  # walls[0]: the initial evaluation
     imgs = task.steps_per_epoch * a.batch
     steady = min(per_epoch[1:]) if len(per_epoch) > 1 else per_epoch[0]
-    out = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({a.threads} threads)",
-           "model": a.model, "batch": a.batch, "precision": a.precision, "compile": a.compile,
-           "images_per_epoch": imgs, "data_load_s": load_s, "epoch_s": per_epoch, "steady_epoch_s": steady,
-           "steady_img_per_s": imgs / steady, "test_accuracy": accs, "status": res.status}
-    print(f"{out['device']}: {a.model}, batch {a.batch}, {a.precision}, channels_last"
-          f"{', compiled' if a.compile else ''}; data ready in {load_s:.1f} s")
+    out = {
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({a.threads} threads)",
+        "model": a.model,
+        "batch": a.batch,
+        "precision": a.precision,
+        "compile": a.compile,
+        "images_per_epoch": imgs,
+        "data_load_s": load_s,
+        "epoch_s": per_epoch,
+        "steady_epoch_s": steady,
+        "steady_img_per_s": imgs / steady,
+        "test_accuracy": accs,
+        "status": res.status,
+    }
+    print(
+        f"{out['device']}: {a.model}, batch {a.batch}, {a.precision}, channels_last"
+        f"{', compiled' if a.compile else ''}; data ready in {load_s:.1f} s"
+    )
     for i, (t, acc) in enumerate(zip(per_epoch, accs[1:]), 1):
-        print(f"  epoch {i}: {t:7.2f} s  {imgs / t:9.0f} img/s  test acc {acc:.2f}%"
-              + ("  (warm-up)" if i == 1 and len(per_epoch) > 1 else ""))
-    print(f"  steady state: {steady:.2f} s/epoch, {imgs / steady:.0f} img/s "
-          f"(target on an H100: < 3 s/epoch: {'met' if steady < 3 else 'NOT met'})")
+        print(
+            f"  epoch {i}: {t:7.2f} s  {imgs / t:9.0f} img/s  test acc {acc:.2f}%"
+            + ("  (warm-up)" if i == 1 and len(per_epoch) > 1 else "")
+        )
+    print(
+        f"  steady state: {steady:.2f} s/epoch, {imgs / steady:.0f} img/s "
+        f"(target on an H100: < 3 s/epoch: {'met' if steady < 3 else 'NOT met'})"
+    )
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(out, indent=2))

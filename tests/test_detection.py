@@ -18,10 +18,14 @@ from benchmark.suite import RunSettings, validate_dict
 
 torch.set_num_threads(1)
 
-DATA_ROOT = Path(os.environ.get("W2S_DATA_ROOT") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+DATA_ROOT = Path(
+    os.environ.get("W2S_DATA_ROOT") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
 COCO128 = DATA_ROOT / "coco128"
-needs_coco128 = pytest.mark.skipif(not (COCO128 / "annotations" / "instances.json").is_file(),
-                                   reason=f"coco128 not found at {COCO128}")
+needs_coco128 = pytest.mark.skipif(
+    not (COCO128 / "annotations" / "instances.json").is_file(),
+    reason=f"coco128 not found at {COCO128}",
+)
 
 
 def _coco128():
@@ -43,7 +47,10 @@ def test_ground_truth_as_detections_gives_ap_100_on_coco128():
     assert torch.equal(sp.images[gray, 0], sp.images[gray, 1])
     assert sum(len(b) == 0 for b in sp.boxes) == 2  # images 250 and 508 have no objects, kept
     cats = sorted(c["id"] for c in coco["categories"])
-    outs = [{"boxes": b, "scores": torch.ones(len(b)), "labels": lab} for b, lab in zip(sp.boxes, sp.labels)]
+    outs = [
+        {"boxes": b, "scores": torch.ones(len(b)), "labels": lab}
+        for b, lab in zip(sp.boxes, sp.labels)
+    ]
     dets = to_coco_dets(outs, sp.image_ids, sp.scales, cats)
     assert len(dets) == 929
     ap = coco_ap(sp.gt, dets)
@@ -51,10 +58,20 @@ def test_ground_truth_as_detections_gives_ap_100_on_coco128():
 
 
 def test_coco_ap_no_detections_and_a_shifted_box():
-    gt = {"images": [{"id": 1, "width": 100, "height": 100}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 40, 40],
-                           "area": 1600, "iscrowd": 0}],
-          "categories": [{"id": 3, "name": "c"}]}
+    gt = {
+        "images": [{"id": 1, "width": 100, "height": 100}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 3,
+                "bbox": [10, 10, 40, 40],
+                "area": 1600,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 3, "name": "c"}],
+    }
     assert coco_ap(gt, []) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
     # shifted by 10 px: IoU = 30*40 / (2*1600 - 1200) = 0.6 -> matched at IoU .50/.55/.60 only
     dets = [{"image_id": 1, "category_id": 3, "bbox": [20, 10, 40, 40], "score": 0.9}]
@@ -65,7 +82,9 @@ def test_coco_ap_no_detections_and_a_shifted_box():
 
 # ------------------------------------------------------------------------ synthetic
 def test_synthetic_boxes_match_drawn_shapes():
-    x, boxes, labels, masks = generate(40, seed=3, size=64, max_objects=3, noise=0.0, return_masks=True)
+    x, boxes, labels, masks = generate(
+        40, seed=3, size=64, max_objects=3, noise=0.0, return_masks=True
+    )
     assert x.shape == (40, 64, 64, 3) and x.dtype == np.uint8
     n_obj = 0
     for img, b, lab, m in zip(x, boxes, labels, masks):
@@ -99,15 +118,21 @@ def test_synthetic_split_is_deterministic_and_disjoint():
 @needs_coco128
 def test_coco128_splits_disjoint_by_image_id():
     coco = _coco128()
-    ids = choose_ids(coco, holdout=16, train_subset=None, test_subset=32, data_seed=0, carve_test=True)
+    ids = choose_ids(
+        coco, holdout=16, train_subset=None, test_subset=32, data_seed=0, carve_test=True
+    )
     tr, ho, te = map(set, (ids["train"], ids["holdout"], ids["test"]))
     assert len(te) == 32 and len(ho) == 16 and len(tr) == 128 - 48
     assert not (tr & ho) and not (tr & te) and not (ho & te)
     with_obj = {a["image_id"] for a in coco["annotations"]}
     assert ho <= with_obj
-    again = choose_ids(coco, holdout=16, train_subset=None, test_subset=32, data_seed=0, carve_test=True)
+    again = choose_ids(
+        coco, holdout=16, train_subset=None, test_subset=32, data_seed=0, carve_test=True
+    )
     assert again == ids
-    other = choose_ids(coco, holdout=16, train_subset=None, test_subset=32, data_seed=1, carve_test=True)
+    other = choose_ids(
+        coco, holdout=16, train_subset=None, test_subset=32, data_seed=1, carve_test=True
+    )
     assert other["test"] != ids["test"]
 
 
@@ -125,7 +150,9 @@ def test_pkd_equals_one_minus_pearson_by_hand():
         expect += float(np.mean(per_channel))
     assert float(pkd_loss(s, t, eps=0.0)) == pytest.approx(expect, rel=1e-5)
     assert float(pkd_loss(s, s, eps=0.0)) == pytest.approx(0.0, abs=1e-6)
-    assert float(pkd_loss(s, [-x for x in s], eps=0.0)) == pytest.approx(4.0, rel=1e-5)  # r = -1: 2 per level
+    assert float(pkd_loss(s, [-x for x in s], eps=0.0)) == pytest.approx(
+        4.0, rel=1e-5
+    )  # r = -1: 2 per level
 
 
 def test_pkd_invariant_to_per_channel_affine_rescaling():
@@ -135,8 +162,12 @@ def test_pkd_invariant_to_per_channel_affine_rescaling():
     scale = torch.tensor([0.01, 3.0, 100.0, 7.0]).view(1, 4, 1, 1)
     shift = torch.tensor([5.0, -2.0, 40.0, 0.0]).view(1, 4, 1, 1)
     base = pkd_loss(s, t, eps=0.0)
-    assert float(pkd_loss([s[0] * scale + shift], t, eps=0.0)) == pytest.approx(float(base), rel=1e-4)
-    assert float(pkd_loss(s, [t[0] * scale - shift], eps=0.0)) == pytest.approx(float(base), rel=1e-4)
+    assert float(pkd_loss([s[0] * scale + shift], t, eps=0.0)) == pytest.approx(
+        float(base), rel=1e-4
+    )
+    assert float(pkd_loss(s, [t[0] * scale - shift], eps=0.0)) == pytest.approx(
+        float(base), rel=1e-4
+    )
 
 
 def test_logit_kd_by_hand():
@@ -164,26 +195,38 @@ def test_logit_kd_by_hand():
 
 # ----------------------------------------------------------------- task & options
 def _settings(**over) -> RunSettings:
-    d = dict(task="detection", threads=1,
-             data=dict(dataset="synthetic_detection", holdout=16, kwargs=dict(train=64, test=24)),
-             student=dict(name="fcos_resnet18_fpn", kwargs=dict(fpn_channels=32, head_convs=1)),
-             train=dict(epochs=1, batch_size=8, eval=dict(every_epochs=1, batch_size=16), channels_last=False),
-             targets=dict(metric="AP", direction="higher", thresholds=[1.0]),
-             task_options=dict(image_size=64))
+    d = dict(
+        task="detection",
+        threads=1,
+        data=dict(dataset="synthetic_detection", holdout=16, kwargs=dict(train=64, test=24)),
+        student=dict(name="fcos_resnet18_fpn", kwargs=dict(fpn_channels=32, head_convs=1)),
+        train=dict(
+            epochs=1, batch_size=8, eval=dict(every_epochs=1, batch_size=16), channels_last=False
+        ),
+        targets=dict(metric="AP", direction="higher", thresholds=[1.0]),
+        task_options=dict(image_size=64),
+    )
     d.update(over)
     return RunSettings.model_validate(d)
 
 
 def _suite(**over) -> dict:
-    d = dict(name="det", task="detection", threads=1, seeds=[0],
-             data=dict(dataset="synthetic_detection", holdout=16, kwargs=dict(train=64, test=24)),
-             student=dict(name="fcos_resnet18_fpn", kwargs=dict(fpn_channels=32)),
-             teachers=dict(weak=dict(model=dict(name="fcos_mobilenet_v3_fpn", kwargs=dict(fpn_channels=32)))),
-             train=dict(epochs=1, batch_size=8),
-             distill=dict(teacher="weak", loss="pkd", beta=1.0),
-             targets=dict(metric="AP", direction="higher", thresholds=[1.0]),
-             task_options=dict(image_size=64),
-             arms=dict(baseline=dict(distill=None), w2s={}))
+    d = dict(
+        name="det",
+        task="detection",
+        threads=1,
+        seeds=[0],
+        data=dict(dataset="synthetic_detection", holdout=16, kwargs=dict(train=64, test=24)),
+        student=dict(name="fcos_resnet18_fpn", kwargs=dict(fpn_channels=32)),
+        teachers=dict(
+            weak=dict(model=dict(name="fcos_mobilenet_v3_fpn", kwargs=dict(fpn_channels=32)))
+        ),
+        train=dict(epochs=1, batch_size=8),
+        distill=dict(teacher="weak", loss="pkd", beta=1.0),
+        targets=dict(metric="AP", direction="higher", thresholds=[1.0]),
+        task_options=dict(image_size=64),
+        arms=dict(baseline=dict(distill=None), w2s={}),
+    )
     d.update(over)
     return d
 
@@ -192,15 +235,22 @@ def test_options_check_reports_every_problem():
     from benchmark.errors import SuiteError
 
     validate_dict(_suite())  # the valid one passes
-    bad = _suite(task_options=dict(image_size=70, colour="red"),
-                 student=dict(name="retinanet_resnet18_fpn", kwargs=dict(fpn_channels=32, head_convs=2)),
-                 distill=dict(teacher="weak", loss="det_logit_kd"),
-                 targets=dict(metric="accuracy", direction="higher", thresholds=[1.0]))
+    bad = _suite(
+        task_options=dict(image_size=70, colour="red"),
+        student=dict(name="retinanet_resnet18_fpn", kwargs=dict(fpn_channels=32, head_convs=2)),
+        distill=dict(teacher="weak", loss="det_logit_kd"),
+        targets=dict(metric="accuracy", direction="higher", thresholds=[1.0]),
+    )
     with pytest.raises(SuiteError) as e:
         validate_dict(bad)
     msgs = "\n".join(f"{p}: {m}" for p, m in e.value.problems)
-    for needle in ("task_options.colour", "task_options.image_size", "targets.metric",
-                   "student.kwargs.head_convs", "det_logit_kd needs two dense detectors of the same family"):
+    for needle in (
+        "task_options.colour",
+        "task_options.image_size",
+        "targets.metric",
+        "student.kwargs.head_convs",
+        "det_logit_kd needs two dense detectors of the same family",
+    ):
         assert needle in msgs, msgs
     with pytest.raises(SuiteError) as e:
         validate_dict(_suite(teachers=dict(weak=dict(model=dict(name="fasterrcnn_resnet18_fpn")))))
@@ -210,11 +260,21 @@ def test_options_check_reports_every_problem():
 def test_batches_are_a_pure_function_of_seed_epoch_index_and_teacher_is_skipped_at_weight_0():
     from benchmark.tasks.detection import build
 
-    s = _settings(train=dict(epochs=1, batch_size=8, eval=dict(every_epochs=1, batch_size=16),
-                             channels_last=False, augment=dict(hflip=True)),
-                  teachers=dict(weak=dict(model=dict(name="fcos_mobilenet_v3_fpn", kwargs=dict(fpn_channels=32,
-                                                                                              head_convs=1)))),
-                  distill=dict(teacher="weak", loss="pkd", beta=1.0))
+    s = _settings(
+        train=dict(
+            epochs=1,
+            batch_size=8,
+            eval=dict(every_epochs=1, batch_size=16),
+            channels_last=False,
+            augment=dict(hflip=True),
+        ),
+        teachers=dict(
+            weak=dict(
+                model=dict(name="fcos_mobilenet_v3_fpn", kwargs=dict(fpn_channels=32, head_convs=1))
+            )
+        ),
+        distill=dict(teacher="weak", loss="pkd", beta=1.0),
+    )
     seeds = dict(data_order=11, augment=12, init=13)
     task = build(s, seeds=seeds, device=torch.device("cpu"))
     full = list(task.batches(1, 0))
@@ -229,7 +289,9 @@ def test_batches_are_a_pure_function_of_seed_epoch_index_and_teacher_is_skipped_
             assert (t["boxes"][:, 2] > t["boxes"][:, 0]).all() and (t["boxes"] <= 64).all()
 
     student = task.build_model(s.student, seeds["init"])
-    assert torch.equal(next(student.parameters()), next(task.build_model(s.student, seeds["init"]).parameters()))
+    assert torch.equal(
+        next(student.parameters()), next(task.build_model(s.student, seeds["init"]).parameters())
+    )
 
     class Boom(torch.nn.Module):
         def train_forward(self, *a, **k):
@@ -240,9 +302,27 @@ def test_batches_are_a_pure_function_of_seed_epoch_index_and_teacher_is_skipped_
     assert "kd" not in parts and torch.isfinite(loss)
     teacher = task.build_model(s.teachers["weak"].model, 0).eval()
     loss, parts = task.loss(student, full[0], teacher, 1.0, 0)
-    assert parts["kd"] > 0 and float(loss) == pytest.approx(float(parts["det"] + parts["kd"]), rel=1e-5)
+    assert parts["kd"] > 0 and float(loss.detach()) == pytest.approx(
+        float(parts["det"] + parts["kd"]), rel=1e-5
+    )
     with pytest.raises(AssertionError):
         task.loss(student, full[0], Boom(), 1.0, 0)
     student.eval()
     res = task.evaluate(student, "holdout")
     assert set(res) == {"AP", "AP50", "AP75"} and all(0 <= v <= 100 for v in res.values())
+
+
+@needs_coco128
+def test_streamed_split_decodes_the_same_pixels(monkeypatch):
+    """A split too large for memory (full COCO) is decoded per batch: same pixels and boxes."""
+    import benchmark.data.coco as coco_mod
+
+    coco = _coco128()
+    ids = sorted(im["id"] for im in coco["images"])[:6]
+    held = read_split(coco, COCO128 / "images", ids, image_size=64)
+    monkeypatch.setattr(coco_mod, "IN_MEMORY_BYTES", 0)
+    streamed = read_split(coco, COCO128 / "images", ids, image_size=64)
+    assert streamed.images is None
+    assert torch.equal(streamed.uint8([4, 0, 2]), held.images[[4, 0, 2]])
+    assert all(torch.allclose(a, b) for a, b in zip(streamed.boxes, held.boxes))
+    assert streamed.scales == pytest.approx(held.scales)

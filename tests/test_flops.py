@@ -34,7 +34,9 @@ def conv(cin: int, cout: int, k: int, hw_out: int) -> int:
     return 2 * cin * cout * k * k * hw_out * hw_out
 
 
-def cifar_resnet_flops(depth: int, classes: int = 10, width: int = 16, hw: int = 32) -> tuple[int, int]:
+def cifar_resnet_flops(
+    depth: int, classes: int = 10, width: int = 16, hw: int = 32
+) -> tuple[int, int]:
     """(forward FLOPs per image, stem conv's share) of the 6n+2 CIFAR ResNet, from its
     published layout: a 3x3 stem to `width` channels, then 3 stages of n basic blocks (two
     3x3 convs each) at width, 2*width, 4*width; stages 2 and 3 halve the resolution in their
@@ -60,14 +62,20 @@ def test_resnet20_hand_count_matches_the_paper():
 
 def _task(tmp_path, monkeypatch, batch_size: int = 32) -> Classification:
     monkeypatch.setenv("W2S_CACHE", str(tmp_path))
-    s = RunSettings.model_validate({
-        "task": "classification", "threads": 1, "device": "cpu",
-        "data": {"dataset": "synthetic", "kwargs": {"train": 40, "test": 10}, "holdout": 0},
-        "student": {"name": "resnet20"},
-        "train": {"epochs": 1, "batch_size": batch_size, "channels_last": True},
-        "targets": {"metric": "accuracy", "direction": "higher", "thresholds": [50]},
-    })
-    return Classification(s, seeds={"init": 0, "data_order": 1, "augment": 2}, device=torch.device("cpu"))
+    s = RunSettings.model_validate(
+        {
+            "task": "classification",
+            "threads": 1,
+            "device": "cpu",
+            "data": {"dataset": "synthetic", "kwargs": {"train": 40, "test": 10}, "holdout": 0},
+            "student": {"name": "resnet20"},
+            "train": {"epochs": 1, "batch_size": batch_size, "channels_last": True},
+            "targets": {"metric": "accuracy", "direction": "higher", "thresholds": [50]},
+        }
+    )
+    return Classification(
+        s, seeds={"init": 0, "data_order": 1, "augment": 2}, device=torch.device("cpu")
+    )
 
 
 def test_task_flops_equal_analytic_count(tmp_path, monkeypatch):
@@ -79,7 +87,11 @@ def test_task_flops_equal_analytic_count(tmp_path, monkeypatch):
 
     fwd, stem = cifar_resnet_flops(20)
     t_fwd, _ = cifar_resnet_flops(8)
-    want = {"student_step": 32 * (3 * fwd - stem), "teacher_step": 32 * t_fwd, "eval_per_sample": fwd}
+    want = {
+        "student_step": 32 * (3 * fwd - stem),
+        "teacher_step": 32 * t_fwd,
+        "eval_per_sample": fwd,
+    }
     for k, v in want.items():
         assert got[k] == pytest.approx(v, rel=0.02), k
     # FlopCounterMode and the hand count agree exactly once the stem's skipped grad is known
@@ -92,4 +104,3 @@ def test_task_flops_equal_analytic_count(tmp_path, monkeypatch):
     # no teacher (the baseline arm): no teacher FLOPs, the same student count
     alone = task.flops(student, None)
     assert alone["teacher_step"] == 0.0 and alone["student_step"] == got["student_step"]
-

@@ -12,24 +12,40 @@ from benchmark.suite import RunSettings
 from benchmark.tasks.classification import Classification
 from benchmark.train.loop import Loop
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 SEEDS = {"init": 0, "data_order": 1, "augment": 2}
 
 
 def _settings(tmp_path, monkeypatch, **train) -> RunSettings:
     monkeypatch.setenv("W2S_CACHE", str(tmp_path / "cache"))
-    return RunSettings.model_validate({
-        "task": "classification", "threads": 1, "device": "cuda", "deterministic": False,
-        "data": {"dataset": "synthetic", "kwargs": {"train": 1200, "test": 200}, "holdout": 200},
-        "student": {"name": "resnet8"},
-        "teachers": {"weak": {"model": {"name": "tinycnn"}}},
-        "train": {"epochs": 2, "batch_size": 100, "eval": {"every_epochs": 1.0, "batch_size": 200},
-                  "checkpoint_every_eval": False, **train},
-        "distill": {"teacher": "weak", "alpha": 0.5, "temperature": 4.0, "switch": "never"},
-        "targets": {"metric": "accuracy", "direction": "higher", "thresholds": [50]},
-    })
+    return RunSettings.model_validate(
+        {
+            "task": "classification",
+            "threads": 1,
+            "device": "cuda",
+            "deterministic": False,
+            "data": {
+                "dataset": "synthetic",
+                "kwargs": {"train": 1200, "test": 200},
+                "holdout": 200,
+            },
+            "student": {"name": "resnet8"},
+            "teachers": {"weak": {"model": {"name": "tinycnn"}}},
+            "train": {
+                "epochs": 2,
+                "batch_size": 100,
+                "eval": {"every_epochs": 1.0, "batch_size": 200},
+                "checkpoint_every_eval": False,
+                **train,
+            },
+            "distill": {"teacher": "weak", "alpha": 0.5, "temperature": 4.0, "switch": "never"},
+            "targets": {"metric": "accuracy", "direction": "higher", "thresholds": [50]},
+        }
+    )
 
 
 def test_device_batches_equal_cpu_batches(tmp_path, monkeypatch):
@@ -47,8 +63,16 @@ def test_bf16_channels_last_step_learns(tmp_path, monkeypatch, compile_):
     task = Classification(s, seeds=SEEDS, device=dev)
     model = task.build_model(s.student, 0)
     teacher = task.build_model(s.teachers["weak"].model, 1).eval().requires_grad_(False)
-    loop = Loop(task=task, model=model, train_cfg=s.train, run_dir=tmp_path / "run", device=dev,
-                teacher=teacher, switch=SwitchPolicy("never"), write_rows=False)
+    loop = Loop(
+        task=task,
+        model=model,
+        train_cfg=s.train,
+        run_dir=tmp_path / "run",
+        device=dev,
+        teacher=teacher,
+        switch=SwitchPolicy("never"),
+        write_rows=False,
+    )
     res = loop.run()
     assert res.status == "complete"
     assert res.final["test"]["accuracy"] > 20  # 10 classes: well above chance after 2 epochs
@@ -62,8 +86,14 @@ def test_no_host_sync_inside_steps(tmp_path, monkeypatch):
     s = _settings(tmp_path, monkeypatch, precision="bf16", epochs=3)
     dev = torch.device("cuda")
     task = Classification(s, seeds=SEEDS, device=dev)
-    loop = Loop(task=task, model=task.build_model(s.student, 0), train_cfg=s.train,
-                run_dir=tmp_path / "run", device=dev, write_rows=False)
+    loop = Loop(
+        task=task,
+        model=task.build_model(s.student, 0),
+        train_cfg=s.train,
+        run_dir=tmp_path / "run",
+        device=dev,
+        write_rows=False,
+    )
     loop.step_flops = task.flops(loop.model, None)
     loop.resumed = True  # no initial evaluation: only steps are watched
     loop.stop_step, loop.evals = 24, [24, loop.total]

@@ -63,7 +63,9 @@ def _decode_file(b: bytes) -> np.ndarray:
 def test_pack_round_trip_bytes_and_pixels(tree):
     tmp, files = tree
     out = tmp / "c.pack"
-    r = CliRunner().invoke(main, ["pack", "cifar10", "--out", str(out), "--data-root", str(tmp / "data")])
+    r = CliRunner().invoke(
+        main, ["pack", "cifar10", "--out", str(out), "--data-root", str(tmp / "data")]
+    )
     assert r.exit_code == 0, r.output
     assert "18 train + 6 test images" in r.output
     d = read_pack(out)
@@ -71,7 +73,7 @@ def test_pack_round_trip_bytes_and_pixels(tree):
     # every file's bytes stored exactly as they are, in ImageFolder order, train first
     assert names == sorted(files, key=lambda n: (n.split("/")[0] != "train", n))
     for i, n in enumerate(names):
-        assert bytes(d["bytes"][d["offsets"][i]:d["offsets"][i + 1]]) == files[n]
+        assert bytes(d["bytes"][d["offsets"][i] : d["offsets"][i + 1]]) == files[n]
         assert d["labels"][i] == CLASSES.index(n.split("/")[1])
         assert d["split"][i] == (0 if n.startswith("train/") else 1)
     assert d["classes"] == CLASSES
@@ -85,10 +87,17 @@ def test_pack_dataset_equals_imagefolder_dataset(tree):
     """Same pixels, labels, splits and normalisation as reading the ImageFolder tree."""
     tmp, _ = tree
     out = tmp / "c.pack"
-    assert CliRunner().invoke(main, ["pack", str(tmp / "data" / "cifar10"), "--out", str(out)]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(main, ["pack", str(tmp / "data" / "cifar10"), "--out", str(out)])
+        .exit_code
+        == 0
+    )
     kw = dict(root=str(tmp / "data"), holdout=3, data_seed=5)
     packed = DATASETS["pack"].load()(DataCfg(dataset="pack", kwargs={"path": str(out)}, **kw))
-    again = DATASETS["pack"].load()(DataCfg(dataset="pack", kwargs={"path": "../c.pack"}, **kw))  # cached
+    again = DATASETS["pack"].load()(
+        DataCfg(dataset="pack", kwargs={"path": "../c.pack"}, **kw)
+    )  # cached
     direct = DATASETS["cifar10"].load()(DataCfg(dataset="cifar10", **kw))
     for a in (packed, again):
         for split in ("train", "holdout", "test"):
@@ -108,21 +117,34 @@ def test_cifar10_reads_a_pack_under_the_data_root(tree):
     kw = dict(holdout=3, data_seed=1)
     direct = DATASETS["cifar10"].load()(DataCfg(dataset="cifar10", root=str(tmp / "data"), **kw))
     only = tmp / "packonly"
-    r = CliRunner().invoke(main, ["pack", "cifar10", "--out", str(only / "cifar10.w2spack"),
-                                  "--data-root", str(tmp / "data")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "pack",
+            "cifar10",
+            "--out",
+            str(only / "cifar10.w2spack"),
+            "--data-root",
+            str(tmp / "data"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     via = DATASETS["cifar10"].load()(DataCfg(dataset="cifar10", root=str(only), **kw))
     assert via.info["source"] == "pack"
     for split in ("train", "holdout", "test"):
         assert torch.equal(getattr(via, split).x, getattr(direct, split).x)
         assert torch.equal(getattr(via, split).y, getattr(direct, split).y)
-    r = CliRunner().invoke(main, ["pack", "cifar10", "--out", str(tmp / "again"), "--data-root", str(only)])
+    r = CliRunner().invoke(
+        main, ["pack", "cifar10", "--out", str(tmp / "again"), "--data-root", str(only)]
+    )
     assert r.exit_code == 2 and "already a pack" in r.output
 
 
 def test_pack_errors(tree, tmp_path):
     tmp, _ = tree
-    r = CliRunner().invoke(main, ["pack", "cifar100", "--out", str(tmp / "x.pack"), "--data-root", str(tmp / "data")])
+    r = CliRunner().invoke(
+        main, ["pack", "cifar100", "--out", str(tmp / "x.pack"), "--data-root", str(tmp / "data")]
+    )
     assert r.exit_code == 2 and "no ImageFolder copy" in r.output
     bad = tmp / "bad.pack"
     bad.write_bytes(b"not a zip")

@@ -1,8 +1,9 @@
 """COCO-format detection data and COCO bbox evaluation.
 
-Images are decoded once (Pillow, `.convert("RGB")`: coco128 holds a greyscale image),
+Images are decoded (Pillow, `.convert("RGB")`: coco128 holds a greyscale image) and
 letterboxed to `image_size` x `image_size` (aspect kept, scaled so the long side fits,
-padded bottom/right with zeros) and kept in memory as uint8 (N, 3, S, S). Training boxes are
+padded bottom/right with zeros); a split that fits IN_MEMORY_BYTES is decoded once and kept
+as uint8 (N, 3, S, S), a larger one (full COCO) is decoded per batch. Training boxes are
 scaled with the image; evaluation maps detections back to original pixels and scores them
 against the *original* annotations with pycocotools' COCOeval, so AP is the standard number.
 
@@ -36,22 +37,46 @@ from .paths import data_root
 
 @dataclass
 class DetSplit:
-    """One split. images: uint8 (N, 3, S, S); boxes[i]: float32 (k, 4) xyxy in letterboxed
+    """One split. images: uint8 (N, 3, S, S), or None when the split is too large to hold in
+    memory (then `files` are decoded per batch); boxes[i]: float32 (k, 4) xyxy in letterboxed
     pixels; labels[i]: int64 (k,); scales[i]: letterboxed px per original px; gt: COCO dict."""
 
-    images: torch.Tensor
+    images: torch.Tensor | None
     boxes: list[torch.Tensor]
     labels: list[torch.Tensor]
     image_ids: list[int]
     scales: list[float]
     gt: dict
+    files: list[Path] | None = None
+    size: int = 0
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def to(self, device) -> DetSplit:
-        return DetSplit(self.images.to(device), [b.to(device) for b in self.boxes],
-                        [x.to(device) for x in self.labels], self.image_ids, self.scales, self.gt)
+        return DetSplit(
+            None if self.images is None else self.images.to(device),
+            [b.to(device) for b in self.boxes],
+            [x.to(device) for x in self.labels],
+            self.image_ids,
+            self.scales,
+            self.gt,
+            self.files,
+            self.size,
+        )
+
+    def uint8(self, idx: list[int]) -> torch.Tensor:
+        """uint8 (len(idx), 3, S, S) images, decoded now for a streamed split."""
+        if self.images is not None:
+            return self.images[idx]
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(i: int) -> np.ndarray:
+            return _decode(self.files[i], self.size)[0]
+
+        # Pillow releases the GIL while decoding: threads overlap the JPEG work
+        with ThreadPoolExecutor(max_workers=min(8, len(idx))) as pool:
+            return torch.from_numpy(np.stack(list(pool.map(one, idx))))
 
 
 @dataclass
@@ -90,12 +115,16 @@ def coco_ap(gt: dict, dets: list[dict]) -> dict[str, float]:
         ev.accumulate()
         ev.summarize()
     s = ev.stats  # -1 where no ground truth exists: report 0
-    return {"AP": 100.0 * max(0.0, float(s[0])), "AP50": 100.0 * max(0.0, float(s[1])),
-            "AP75": 100.0 * max(0.0, float(s[2]))}
+    return {
+        "AP": 100.0 * max(0.0, float(s[0])),
+        "AP50": 100.0 * max(0.0, float(s[1])),
+        "AP75": 100.0 * max(0.0, float(s[2])),
+    }
 
 
-def to_coco_dets(outputs: list[dict], image_ids: list[int], scales: list[float],
-                 cat_ids: list[int]) -> list[dict]:
+def to_coco_dets(
+    outputs: list[dict], image_ids: list[int], scales: list[float], cat_ids: list[int]
+) -> list[dict]:
     """Detector outputs (letterboxed xyxy, labels 0..K-1) -> COCO results in original pixels."""
     out = []
     for o, iid, sc in zip(outputs, image_ids, scales):
@@ -103,8 +132,14 @@ def to_coco_dets(outputs: list[dict], image_ids: list[int], scales: list[float],
         s = o["scores"].detach().float().cpu().numpy()
         lab = o["labels"].detach().cpu().numpy()
         for (x0, y0, x1, y1), score, k in zip(b.tolist(), s.tolist(), lab.tolist()):
-            out.append({"image_id": int(iid), "category_id": int(cat_ids[k]),
-                        "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
+            out.append(
+                {
+                    "image_id": int(iid),
+                    "category_id": int(cat_ids[k]),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": float(score),
+                }
+            )
     return out
 
 
@@ -124,7 +159,9 @@ def letterbox(img, size: int) -> tuple[np.ndarray, float]:
     return out.transpose(2, 0, 1), scale
 
 
-def _targets(anns: list[dict], scale: float, cat_index: dict[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def _targets(
+    anns: list[dict], scale: float, cat_index: dict[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Training targets from one image's annotations: non-crowd, positive-size boxes."""
     boxes, labels = [], []
     for a in anns:
@@ -135,14 +172,29 @@ def _targets(anns: list[dict], scale: float, cat_index: dict[int, int]) -> tuple
             continue
         boxes.append([x * scale, y * scale, (x + w) * scale, (y + h) * scale])
         labels.append(cat_index[a["category_id"]])
-    return (torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            torch.tensor(labels, dtype=torch.int64))
+    return (
+        torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        torch.tensor(labels, dtype=torch.int64),
+    )
+
+
+def _decode(f: Path, size: int) -> tuple[np.ndarray, float]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(f) as im:
+            return letterbox(im, size)
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataError(f"cannot read image {f}: {e}") from None
+
+
+# above this many bytes of letterboxed uint8 pixels a split is decoded per batch instead
+IN_MEMORY_BYTES = 4 * 2**30
 
 
 def read_split(coco: dict, images_dir: Path, ids: list[int], image_size: int) -> DetSplit:
-    """Decode and letterbox the images `ids` of a COCO dict; its gt restricted to them."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Decode and letterbox the images `ids` of a COCO dict (or, for a split larger than
+    IN_MEMORY_BYTES, note their files for per-batch decoding); its gt restricted to them."""
     by_id = {im["id"]: im for im in coco["images"]}
     anns: dict[int, list] = {i: [] for i in ids}
     for a in coco["annotations"]:
@@ -150,27 +202,42 @@ def read_split(coco: dict, images_dir: Path, ids: list[int], image_size: int) ->
             anns[a["image_id"]].append(a)
     cats = sorted(c["id"] for c in coco["categories"])
     cat_index = {c: i for i, c in enumerate(cats)}
-    imgs = np.zeros((len(ids), 3, image_size, image_size), dtype=np.uint8)
+    files = [images_dir / by_id[iid]["file_name"] for iid in ids]
+    stream = len(ids) * 3 * image_size**2 > IN_MEMORY_BYTES
+    imgs = None if stream else np.zeros((len(ids), 3, image_size, image_size), dtype=np.uint8)
     boxes, labels, scales = [], [], []
     for n, iid in enumerate(ids):
-        f = images_dir / by_id[iid]["file_name"]
-        try:
-            with Image.open(f) as im:
-                imgs[n], sc = letterbox(im, image_size)
-        except (OSError, UnidentifiedImageError) as e:
-            raise DataError(f"cannot read image {f}: {e}") from None
+        if stream:
+            im = by_id[iid]
+            if not im.get("width") or not im.get("height"):
+                raise DataError(f"image {iid} has no width/height in the annotation file")
+            sc = image_size / max(im["width"], im["height"])
+        else:
+            imgs[n], sc = _decode(files[n], image_size)
         b, lab = _targets(anns[iid], sc, cat_index)
         boxes.append(b)
         labels.append(lab)
         scales.append(sc)
-    gt = {"images": [by_id[i] for i in ids], "annotations": [a for i in ids for a in anns[i]],
-          "categories": coco["categories"]}
+    gt = {
+        "images": [by_id[i] for i in ids],
+        "annotations": [a for i in ids for a in anns[i]],
+        "categories": coco["categories"],
+    }
     # pycocotools needs area/iscrowd/id on every annotation
     for k, a in enumerate(gt["annotations"]):
         a.setdefault("iscrowd", 0)
         a.setdefault("area", float(a["bbox"][2] * a["bbox"][3]))
         a.setdefault("id", k + 1)
-    return DetSplit(torch.from_numpy(imgs), boxes, labels, list(ids), scales, gt)
+    return DetSplit(
+        None if stream else torch.from_numpy(imgs),
+        boxes,
+        labels,
+        list(ids),
+        scales,
+        gt,
+        files=files,
+        size=image_size,
+    )
 
 
 def _read_json(path: Path) -> dict:
@@ -184,8 +251,15 @@ def _read_json(path: Path) -> dict:
     return d
 
 
-def choose_ids(coco: dict, *, holdout: int, train_subset: int | None, test_subset: int | None,
-               data_seed: int, carve_test: bool) -> dict[str, list[int]]:
+def choose_ids(
+    coco: dict,
+    *,
+    holdout: int,
+    train_subset: int | None,
+    test_subset: int | None,
+    data_seed: int,
+    carve_test: bool,
+) -> dict[str, list[int]]:
     """Image ids per split, fixed by the data seed. Held-out ids only from images with a
     (non-crowd) object. With carve_test, test_subset ids come first from the same pool."""
     rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0xDE7]))
@@ -204,16 +278,31 @@ def choose_ids(coco: dict, *, holdout: int, train_subset: int | None, test_subse
     rest = [i for i in ids.tolist() if i not in set(hold)]
     if train_subset:
         if train_subset > len(rest):
-            raise DataError(f"train_subset {train_subset} is more than the {len(rest)} train images left")
+            raise DataError(
+                f"train_subset {train_subset} is more than the {len(rest)} train images left"
+            )
         rest = rest[:train_subset]
     return {"train": sorted(rest), "holdout": hold, "test": test}
 
 
-def _build(train_coco: dict, train_dir: Path, test_coco: dict | None, test_dir: Path | None, cfg,
-           image_size: int, source: str) -> DetectionData:
+def _build(
+    train_coco: dict,
+    train_dir: Path,
+    test_coco: dict | None,
+    test_dir: Path | None,
+    cfg,
+    image_size: int,
+    source: str,
+) -> DetectionData:
     carve = test_coco is None
-    ids = choose_ids(train_coco, holdout=cfg.holdout, train_subset=cfg.train_subset,
-                     test_subset=cfg.test_subset, data_seed=cfg.data_seed, carve_test=carve)
+    ids = choose_ids(
+        train_coco,
+        holdout=cfg.holdout,
+        train_subset=cfg.train_subset,
+        test_subset=cfg.test_subset,
+        data_seed=cfg.data_seed,
+        carve_test=carve,
+    )
     if not carve:
         rng = np.random.default_rng(np.random.SeedSequence([cfg.data_seed, 0x7E57]))
         tids = sorted(im["id"] for im in test_coco["images"])
@@ -223,23 +312,44 @@ def _build(train_coco: dict, train_dir: Path, test_coco: dict | None, test_dir: 
     if not ids["train"]:
         raise DataError(f"{source}: the train split is empty")
     cats = sorted(train_coco["categories"], key=lambda c: c["id"])
-    splits = {k: read_split(train_coco, train_dir, v, image_size) for k, v in ids.items() if k != "test" or carve}
+    splits = {
+        k: read_split(train_coco, train_dir, v, image_size)
+        for k, v in ids.items()
+        if k != "test" or carve
+    }
     if not carve:
         splits["test"] = read_split(test_coco, test_dir, ids["test"], image_size)
     if not any(len(b) for b in splits["test"].boxes):
         raise DataError(f"{source}: the test split has no annotated objects; AP is undefined")
-    info = {"source": source, "image_size": image_size, "num_classes": len(cats),
-            **{f"{k}_images": len(v) for k, v in splits.items()},
-            **{f"{k}_objects": int(sum(len(b) for b in v.boxes)) for k, v in splits.items()}}
-    return DetectionData(splits["train"], splits["holdout"], splits["test"], [c["id"] for c in cats],
-                         [c.get("name", str(c["id"])) for c in cats], info)
+    info = {
+        "source": source,
+        "image_size": image_size,
+        "num_classes": len(cats),
+        **{f"{k}_images": len(v) for k, v in splits.items()},
+        **{f"{k}_objects": int(sum(len(b) for b in v.boxes)) for k, v in splits.items()},
+    }
+    return DetectionData(
+        splits["train"],
+        splits["holdout"],
+        splits["test"],
+        [c["id"] for c in cats],
+        [c.get("name", str(c["id"])) for c in cats],
+        info,
+    )
 
 
 def load_coco(cfg, image_size: int) -> DetectionData:
     """COCO 2017: train2017 (held-out carved from it) and val2017 as the test split."""
     f = coco_files(data_root(cfg.root))
-    return _build(_read_json(f["train_ann"]), f["train_images"], _read_json(f["val_ann"]), f["val_images"],
-                  cfg, image_size, "coco")
+    return _build(
+        _read_json(f["train_ann"]),
+        f["train_images"],
+        _read_json(f["val_ann"]),
+        f["val_images"],
+        cfg,
+        image_size,
+        "coco",
+    )
 
 
 def load_coco_json(cfg, image_size: int) -> DetectionData:
@@ -247,5 +357,12 @@ def load_coco_json(cfg, image_size: int) -> DetectionData:
     kwargs.test_annotations (+ test_images) if given, else test_subset images of the same file."""
     f = coco_json_files(cfg, data_root(cfg.root))
     test = _read_json(f["test_ann"]) if f.get("test_ann") else None
-    return _build(_read_json(f["annotations"]), f["images"], test, f.get("test_images"), cfg, image_size,
-                  f"coco_json {f['annotations']}")
+    return _build(
+        _read_json(f["annotations"]),
+        f["images"],
+        test,
+        f.get("test_images"),
+        cfg,
+        image_size,
+        f"coco_json {f['annotations']}",
+    )

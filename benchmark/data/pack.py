@@ -47,18 +47,26 @@ def source_dir(dataset: str, root: str | None) -> Path:
     else:
         found = find_cifar(dataset, root) if dataset in ("cifar10", "cifar100") else None
         if found is None:
-            raise DataError(f"cannot pack {dataset!r}: not a folder, and no ImageFolder copy of it under "
-                            f"data root {data_root(root)} (expected <root>/{dataset}/{{train,test}})")
+            raise DataError(
+                f"cannot pack {dataset!r}: not a folder, and no ImageFolder copy of it under "
+                f"data root {data_root(root)} (expected <root>/{dataset}/{{train,test}})"
+            )
         kind, base = found
         if kind == "pack":
-            raise DataError(f"{dataset} under data root {data_root(root)} is already a pack: {base}")
+            raise DataError(
+                f"{dataset} under data root {data_root(root)} is already a pack: {base}"
+            )
         if kind != "imagefolder":
-            raise DataError(f"{dataset} under {base} is in torchvision's pickled format (raw pixels, no "
-                            "encoded images to pack); pack an ImageFolder copy instead")
+            raise DataError(
+                f"{dataset} under {base} is in torchvision's pickled format (raw pixels, no "
+                "encoded images to pack); pack an ImageFolder copy instead"
+            )
     missing = [s for s in SPLITS if not (base / s).is_dir()]
     if missing:
-        raise DataError(f"cannot pack {base}: no {' or '.join(missing)} folder (expected {base}/{{train,test}}"
-                        "/<class>/<image>)")
+        raise DataError(
+            f"cannot pack {base}: no {' or '.join(missing)} folder (expected {base}/{{train,test}}"
+            "/<class>/<image>)"
+        )
     return base
 
 
@@ -84,17 +92,30 @@ def write_pack(dataset: str, out: Path, root: str | None = None) -> dict:
     offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     split_a = np.asarray(split, dtype=np.uint8)
-    meta = {"format": FORMAT, "version": VERSION, "dataset": Path(dataset).name, "source": str(base),
-            "n": len(blobs), "n_train": int((split_a == 0).sum()), "n_test": int((split_a == 1).sum()),
-            "image_bytes": int(offsets[-1])}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dataset": Path(dataset).name,
+        "source": str(base),
+        "n": len(blobs),
+        "n_train": int((split_a == 0).sum()),
+        "n_test": int((split_a == 1).sum()),
+        "image_bytes": int(offsets[-1]),
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a path
-        np.savez(fh, bytes=np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets=offsets,
-                 labels=np.asarray(labels, dtype=np.int64), split=split_a,
-                 names=np.frombuffer("\n".join(names).encode(), dtype=np.uint8),
-                 classes=np.array(classes), meta=np.array(json.dumps(meta, sort_keys=True)))
+        np.savez(
+            fh,
+            bytes=np.frombuffer(b"".join(blobs), dtype=np.uint8),
+            offsets=offsets,
+            labels=np.asarray(labels, dtype=np.int64),
+            split=split_a,
+            names=np.frombuffer("\n".join(names).encode(), dtype=np.uint8),
+            classes=np.array(classes),
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+        )
     os.replace(tmp, out)
     return meta
 
@@ -105,15 +126,23 @@ def read_pack(path: Path) -> dict:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in ("bytes", "offsets", "labels", "split", "names", "classes", "meta")}
+            d = {
+                k: z[k] for k in ("bytes", "offsets", "labels", "split", "names", "classes", "meta")
+            }
     except (OSError, ValueError, KeyError) as e:
         raise DataError(f"{path} is not a readable w2s-bench pack: {e}") from None
     meta = json.loads(str(d["meta"]))
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise DataError(f"{path}: pack format {meta.get('format')} v{meta.get('version')}, "
-                        f"this w2s-bench reads {FORMAT} v{VERSION}")
+        raise DataError(
+            f"{path}: pack format {meta.get('format')} v{meta.get('version')}, "
+            f"this w2s-bench reads {FORMAT} v{VERSION}"
+        )
     n = len(d["labels"])
-    if len(d["offsets"]) != n + 1 or len(d["split"]) != n or int(d["offsets"][-1]) != len(d["bytes"]):
+    if (
+        len(d["offsets"]) != n + 1
+        or len(d["split"]) != n
+        or int(d["offsets"][-1]) != len(d["bytes"])
+    ):
         raise DataError(f"{path}: index does not match the stored images (torn or edited file)")
     d["meta"] = meta
     d["classes"] = [str(c) for c in d["classes"]]
@@ -129,14 +158,16 @@ def decode_images(data: np.ndarray, offsets: np.ndarray, where: str = "pack") ->
     arrs = []
     for i in range(len(offsets) - 1):
         try:
-            with Image.open(io.BytesIO(buf[offsets[i]:offsets[i + 1]])) as im:
+            with Image.open(io.BytesIO(buf[offsets[i] : offsets[i + 1]])) as im:
                 arrs.append(np.asarray(im.convert("RGB")))
         except (UnidentifiedImageError, OSError, SyntaxError) as e:
             raise DataError(f"cannot decode image {i} of {where}: {e}") from None
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1:
-        raise DataError(f"images in {where} differ in size ({sorted(shapes)[:3]}...); in-memory datasets "
-                        "need one size")
+        raise DataError(
+            f"images in {where} differ in size ({sorted(shapes)[:3]}...); in-memory datasets "
+            "need one size"
+        )
     return np.stack(arrs)
 
 
@@ -184,10 +215,17 @@ def load(cfg):
 
 
 def load_file(path: Path, cfg):
-    """ClassificationData from the pack at `path` (also how `cifar10` reads <root>/cifar10.w2spack)."""
+    """ClassificationData from the pack at `path` (`cifar10` reads <root>/cifar10.w2spack so)."""
     from .tensors import from_arrays
 
     x, y, split, classes, meta = decoded(path)
     tr, te = split == 0, split == 1
-    return from_arrays(x[tr], y[tr], x[te], y[te], classes, cfg,
-                       info={"source": "pack", "path": str(path), "packed_from": meta.get("source")})
+    return from_arrays(
+        x[tr],
+        y[tr],
+        x[te],
+        y[te],
+        classes,
+        cfg,
+        info={"source": "pack", "path": str(path), "packed_from": meta.get("source")},
+    )

@@ -32,8 +32,14 @@ def _mask(cls: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (r < 1) & (r > 0.55)
 
 
-def generate(n: int, seed: int, size: int = 64, max_objects: int = 3, noise: float = 0.06,
-             return_masks: bool = False):
+def generate(
+    n: int,
+    seed: int,
+    size: int = 64,
+    max_objects: int = 3,
+    noise: float = 0.06,
+    return_masks: bool = False,
+):
     """n images: (uint8 (n, size, size, 3), boxes [float32 (k, 4) xyxy], labels [int64 (k,)]),
     plus per-image bool masks (k, size, size) when return_masks."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB0C5]))
@@ -66,7 +72,9 @@ def generate(n: int, seed: int, size: int = 64, max_objects: int = 3, noise: flo
                 ys, xs = np.nonzero(m)
                 if len(ys) < 9:
                     continue
-                grown[max(0, ys.min() - 2):ys.max() + 3, max(0, xs.min() - 2):xs.max() + 3] = True
+                grown[max(0, ys.min() - 2) : ys.max() + 3, max(0, xs.min() - 2) : xs.max() + 3] = (
+                    True
+                )
                 if (grown & occupied).any():
                     continue
                 occupied |= grown
@@ -94,8 +102,16 @@ def to_coco(boxes: list[np.ndarray], labels: list[np.ndarray], size: int, first_
         iid = first_id + n
         images.append({"id": iid, "width": size, "height": size, "file_name": f"{iid}.png"})
         for (x0, y0, x1, y1), k in zip(b.tolist(), lab.tolist()):
-            anns.append({"id": len(anns) + 1, "image_id": iid, "category_id": k + 1, "iscrowd": 0,
-                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": iid,
+                    "category_id": k + 1,
+                    "iscrowd": 0,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                }
+            )
     cats = [{"id": k + 1, "name": nm} for k, nm in enumerate(CLASSES)]
     return {"images": images, "annotations": anns, "categories": cats}
 
@@ -110,10 +126,15 @@ def load(cfg, image_size: int):
     kw = {**KWARGS, **cfg.kwargs}
     unknown = set(kw) - set(KWARGS)
     if unknown:
-        raise DataError(f"synthetic_detection: unknown data.kwargs {sorted(unknown)}; known: {', '.join(KWARGS)}")
+        raise DataError(
+            f"synthetic_detection: unknown data.kwargs {sorted(unknown)}; "
+            f"known: {', '.join(KWARGS)}"
+        )
     size = int(kw["size"])
     if size != image_size:
-        raise DataError(f"synthetic_detection draws {size}-px images: set task_options.image_size: {size}")
+        raise DataError(
+            f"synthetic_detection draws {size}-px images: set task_options.image_size: {size}"
+        )
     gen = dict(size=size, max_objects=int(kw["max_objects"]), noise=float(kw["noise"]))
     # train and test are disjoint streams of the same generator; test ids follow train ids
     ntr, nte = int(kw["train"]), int(kw["test"])
@@ -124,21 +145,42 @@ def load(cfg, image_size: int):
 
     def split(x, b, lab, coco, ids, first):
         sel = [i - first for i in ids]
-        gt = {"images": [coco["images"][j] for j in sel],
-              "annotations": [a for a in coco["annotations"] if a["image_id"] in set(ids)],
-              "categories": coco["categories"]}
-        return DetSplit(torch.from_numpy(np.ascontiguousarray(x[sel].transpose(0, 3, 1, 2))),
-                        [torch.from_numpy(b[j]) for j in sel], [torch.from_numpy(lab[j]) for j in sel],
-                        list(ids), [1.0] * len(sel), gt)
+        gt = {
+            "images": [coco["images"][j] for j in sel],
+            "annotations": [a for a in coco["annotations"] if a["image_id"] in set(ids)],
+            "categories": coco["categories"],
+        }
+        return DetSplit(
+            torch.from_numpy(np.ascontiguousarray(x[sel].transpose(0, 3, 1, 2))),
+            [torch.from_numpy(b[j]) for j in sel],
+            [torch.from_numpy(lab[j]) for j in sel],
+            list(ids),
+            [1.0] * len(sel),
+            gt,
+        )
 
-    ids = choose_ids(train_coco, holdout=cfg.holdout, train_subset=cfg.train_subset, test_subset=None,
-                     data_seed=cfg.data_seed, carve_test=False)
+    ids = choose_ids(
+        train_coco,
+        holdout=cfg.holdout,
+        train_subset=cfg.train_subset,
+        test_subset=None,
+        data_seed=cfg.data_seed,
+        carve_test=False,
+    )
     tids = list(range(ntr + 1, ntr + nte + 1))
     if cfg.test_subset:
-        tids = tids[:cfg.test_subset]
+        tids = tids[: cfg.test_subset]
     tr = split(trx, trb, trl, train_coco, ids["train"], 1)
     ho = split(trx, trb, trl, train_coco, ids["holdout"], 1)
     te = split(tex, teb, tel, test_coco, tids, ntr + 1)
-    info = {"source": "synthetic_detection", **kw, "train_images": len(tr), "holdout_images": len(ho),
-            "test_images": len(te), "train_objects": int(sum(len(b) for b in tr.boxes))}
-    return DetectionData(tr, ho, te, [c["id"] for c in test_coco["categories"]], list(CLASSES), info)
+    info = {
+        "source": "synthetic_detection",
+        **kw,
+        "train_images": len(tr),
+        "holdout_images": len(ho),
+        "test_images": len(te),
+        "train_objects": int(sum(len(b) for b in tr.boxes)),
+    }
+    return DetectionData(
+        tr, ho, te, [c["id"] for c in test_coco["categories"]], list(CLASSES), info
+    )

@@ -31,29 +31,37 @@ def standardize(feat: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (feat - mean) / std
 
 
-def pkd_loss(student_feats: list[torch.Tensor], teacher_feats: list[torch.Tensor], *,
-             eps: float = 1e-6) -> torch.Tensor:
+def pkd_loss(
+    student_feats: list[torch.Tensor], teacher_feats: list[torch.Tensor], *, eps: float = 1e-6
+) -> torch.Tensor:
     """Sum over FPN levels of mean-over-channels (1 - Pearson r). Lists of (N, C, H, W)."""
     if len(student_feats) != len(teacher_feats):
-        raise UserError(f"pkd: student has {len(student_feats)} FPN levels, teacher {len(teacher_feats)}")
+        raise UserError(
+            f"pkd: student has {len(student_feats)} FPN levels, teacher {len(teacher_feats)}"
+        )
     total = student_feats[0].new_zeros((), dtype=torch.float32)
     for s, t in zip(student_feats, teacher_feats):
         s, t = s.float(), t.float()
         if s.shape[1] != t.shape[1]:
-            raise UserError(f"pkd: FPN widths differ (student {s.shape[1]}, teacher {t.shape[1]} channels); "
-                            "set the same fpn_channels on both models")
+            raise UserError(
+                f"pkd: FPN widths differ (student {s.shape[1]}, teacher {t.shape[1]} channels); "
+                "set the same fpn_channels on both models"
+            )
         if s.shape[2:] != t.shape[2:]:
             t = F.interpolate(t, size=s.shape[2:], mode="bilinear", align_corners=False)
         total = total + F.mse_loss(standardize(s, eps), standardize(t, eps)) / 2
     return total
 
 
-def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *,
-                  temperature: float) -> torch.Tensor:
+def logit_kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float
+) -> torch.Tensor:
     """T^2 * mean over (images, anchors) of sum over classes of binary KL. Shapes (N, A, K)."""
     if student_logits.shape != teacher_logits.shape:
-        raise UserError(f"det_logit_kd needs identical anchors and classes: student logits "
-                        f"{tuple(student_logits.shape)} vs teacher {tuple(teacher_logits.shape)}")
+        raise UserError(
+            f"det_logit_kd needs identical anchors and classes: student logits "
+            f"{tuple(student_logits.shape)} vs teacher {tuple(teacher_logits.shape)}"
+        )
     T = temperature
     zs, zt = student_logits.float() / T, teacher_logits.float() / T
     p_t = torch.sigmoid(zt)

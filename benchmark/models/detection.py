@@ -29,8 +29,11 @@ from ..tasks.detection_options import parse_name as _parse
 # block outputs of mobilenet_v3_large.features at strides 4, 8, 16, 32 (found by probing;
 # the stride-2 blocks are 2, 4, 7, 13) and their channel counts
 _MNV3_LAYERS = {4: ("3", 24), 8: ("6", 40), 16: ("12", 112), 32: ("16", 960)}
-_RESNET_CH = {"resnet18": (64, 128, 256, 512), "resnet34": (64, 128, 256, 512),
-              "resnet50": (256, 512, 1024, 2048)}
+_RESNET_CH = {
+    "resnet18": (64, 128, 256, 512),
+    "resnet34": (64, 128, 256, 512),
+    "resnet50": (256, 512, 1024, 2048),
+}
 
 
 def parse_name(name: str) -> tuple[str, str]:
@@ -80,12 +83,14 @@ def _load_backbone(body: nn.Module, path: str) -> None:
         sd = sd["state_dict"]
     own = body.state_dict()
     # mobilenet checkpoints are whole models: strip the `features.` prefix
-    sd = {k[len("features."):] if k.startswith("features.") else k: v for k, v in sd.items()}
+    sd = {k[len("features.") :] if k.startswith("features.") else k: v for k, v in sd.items()}
     fit = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
     missing = [k for k in own if k not in fit]
     if missing:
-        raise UserError(f"backbone_checkpoint {p} does not fit the backbone: {len(missing)} tensors missing "
-                        f"or of another shape, e.g. {missing[:3]}")
+        raise UserError(
+            f"backbone_checkpoint {p} does not fit the backbone: {len(missing)} tensors missing "
+            f"or of another shape, e.g. {missing[:3]}"
+        )
     body.load_state_dict(fit, strict=False)
 
 
@@ -108,8 +113,9 @@ class Detector(nn.Module):
             return targets
         return [{"boxes": t["boxes"], "labels": t["labels"] + self.shift} for t in targets]
 
-    def train_forward(self, images: list[torch.Tensor], targets: list[dict] | None,
-                      want_logits: bool = False) -> tuple[dict, list[torch.Tensor], torch.Tensor | None]:
+    def train_forward(
+        self, images: list[torch.Tensor], targets: list[dict] | None, want_logits: bool = False
+    ) -> tuple[dict, list[torch.Tensor], torch.Tensor | None]:
         """(losses, FPN features, cls logits (N, anchors, K) or None).
 
         With targets None only features (and logits) are computed: the teacher's pass.
@@ -149,10 +155,18 @@ class Detector(nn.Module):
         return out
 
 
-def build_detector(name: str, *, num_classes: int, image_size: int, score_thresh: float = 0.05,
-                   detections_per_img: int = 100, fpn_channels: int = 256,
-                   backbone_checkpoint: str | None = None, anchor_sizes: list[float] | None = None,
-                   head_convs: int = 4) -> Detector:
+def build_detector(
+    name: str,
+    *,
+    num_classes: int,
+    image_size: int,
+    score_thresh: float = 0.05,
+    detections_per_img: int = 100,
+    fpn_channels: int = 256,
+    backbone_checkpoint: str | None = None,
+    anchor_sizes: list[float] | None = None,
+    head_convs: int = 4,
+) -> Detector:
     """A freshly initialised detector for square `image_size` inputs (no resizing inside).
 
     anchor_sizes: base anchor size per FPN level in pixels (torchvision's defaults, 32..512
@@ -168,23 +182,46 @@ def build_detector(name: str, *, num_classes: int, image_size: int, score_thresh
     if len(base) != 5:
         raise UserError(f"{name}: anchor_sizes needs one size per FPN level (5), got {len(base)}")
     backbone = _backbone(family, bb, int(fpn_channels), backbone_checkpoint)
-    common = dict(min_size=image_size, max_size=image_size, image_mean=[0.485, 0.456, 0.406],
-                  image_std=[0.229, 0.224, 0.225])
+    common = dict(
+        min_size=image_size,
+        max_size=image_size,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
     if family == "retinanet":
         sizes = tuple((s, s * 2 ** (1 / 3), s * 2 ** (2 / 3)) for s in base)
         ag = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
-        det = RetinaNet(backbone, num_classes, anchor_generator=ag, score_thresh=score_thresh,
-                        detections_per_img=detections_per_img, **common)
+        det = RetinaNet(
+            backbone,
+            num_classes,
+            anchor_generator=ag,
+            score_thresh=score_thresh,
+            detections_per_img=detections_per_img,
+            **common,
+        )
     elif family == "fcos":
         from torchvision.models.detection.fcos import FCOSHead
 
         ag = AnchorGenerator(tuple((s,) for s in base), ((1.0,),) * len(base))
         head = FCOSHead(backbone.out_channels, 1, num_classes, num_convs=int(head_convs))
-        det = FCOS(backbone, num_classes, anchor_generator=ag, head=head, score_thresh=score_thresh,
-                   detections_per_img=detections_per_img, **common)
+        det = FCOS(
+            backbone,
+            num_classes,
+            anchor_generator=ag,
+            head=head,
+            score_thresh=score_thresh,
+            detections_per_img=detections_per_img,
+            **common,
+        )
     else:
         ag = AnchorGenerator(tuple((s,) for s in base), ((0.5, 1.0, 2.0),) * len(base))
-        det = FasterRCNN(backbone, num_classes + 1, rpn_anchor_generator=ag, box_score_thresh=score_thresh,
-                         box_detections_per_img=detections_per_img, **common)
+        det = FasterRCNN(
+            backbone,
+            num_classes + 1,
+            rpn_anchor_generator=ag,
+            box_score_thresh=score_thresh,
+            box_detections_per_img=detections_per_img,
+            **common,
+        )
     det.transform._skip_resize = True  # inputs are already image_size square (training path)
     return Detector(family, det, num_classes)

@@ -23,7 +23,7 @@ from ..suite import (
     teacher_spec,
 )
 from .locks import RunLock
-from .store import append_jsonl, read_json, read_jsonl, write_json
+from .store import append_jsonl, read_json, read_jsonl, remove, write_json
 
 
 # ----------------------------------------------------------------------------- plan
@@ -128,6 +128,15 @@ def _now() -> str:
 
 
 # ------------------------------------------------------------------------ execution
+def _claim(lock: RunLock) -> bool:
+    """Take a run's lock; under DDP rank 0 takes it and every rank follows its answer."""
+    from . import ddp
+
+    if ddp.world()[1] > 1:
+        return ddp.broadcast(lock.acquire() if ddp.is_main() else None)
+    return lock.acquire()
+
+
 class Executor:
     """Runs plan items in this process (the local executor)."""
 
@@ -158,6 +167,8 @@ class Executor:
             name = "cuda" if torch.cuda.is_available() else "cpu"
         if name.startswith("cuda") and not torch.cuda.is_available():
             raise UserError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+        if name.startswith("cuda") and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"  # DDP: one GPU per rank
         return torch.device(name)
 
     def manifest(self, path: Path, ident: str, status: str, device, threads: int, extra: dict | None = None) -> dict:
@@ -219,7 +230,7 @@ class Executor:
         if item_status(tdir) == "complete":
             return "complete"
         lock = RunLock(tdir / "lock")
-        if not lock.acquire():
+        if not _claim(lock):
             # another process is training this teacher: run_suite does other work and polls,
             # so the teacher is trained once however many students wait for it
             return "complete" if item_status(tdir) == "complete" else "locked"
@@ -262,7 +273,7 @@ class Executor:
                     write_json(tdir / "manifest.json", m)
                 elif (tdir / "metrics.jsonl").exists():
                     for f in ("metrics.jsonl", "events.jsonl"):
-                        (tdir / f).unlink(missing_ok=True)
+                        remove(tdir / f)
                 res = loop.run()
                 if res.status != "complete":
                     self.finish(tdir, "diverged", reason=res.reason)
@@ -338,7 +349,7 @@ class Executor:
             if not ready:
                 return "waiting"
         lock = RunLock(rdir / "lock")
-        if not lock.acquire():
+        if not _claim(lock):
             return "locked"
         try:
             device = self.device(settings)
@@ -352,7 +363,9 @@ class Executor:
             write_json(rdir / "spec.json", spec)
             teacher, tinfo = None, None
             if spec["teacher"]:
-                tspec = teacher_spec(self.suite, settings, d.teacher)
+                # the id the plan gave the teacher (suite settings: --threads/--device overrides
+                # must not change it, or the student looks for a teacher that was never trained)
+                tspec = teacher_spec(self.suite, self.suite.arm_settings[spec["arm"]], d.teacher)
                 teacher, tinfo = self.load_teacher(tspec, device)
             model = task.build_model(settings.student, spec["seeds"]["init"])
             switch = None
@@ -375,7 +388,7 @@ class Executor:
             elif (rdir / "metrics.jsonl").exists():
                 # started but never reached its first checkpoint: start clean
                 for f in ("metrics.jsonl", "events.jsonl"):
-                    (rdir / f).unlink(missing_ok=True)
+                    remove(rdir / f)
             self.manifest(rdir, item.id, "running", device, settings.threads, extra)
             loop.on_eval = self._heartbeat(rdir)
             try:
@@ -452,7 +465,7 @@ class Executor:
             lost_steps = max(0, int(beat["step"]) - loop.clock.step)
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no heartbeat yet: nothing measurable was lost
-        beat_path.unlink(missing_ok=True)  # counted once, even if the resumed run dies early
+        remove(beat_path)  # counted once, even if the resumed run dies early
         loop.event("resume", from_step=loop.clock.step, dropped_lines=dropped, lost_wall_s=round(lost, 4),
                    lost_steps=lost_steps)
         self.log(f"resuming {rdir.name} from step {loop.clock.step} (lost {lost:.1f}s, {lost_steps} steps)")
@@ -483,6 +496,8 @@ def run_suite(suite: Suite, results_dir: Path, *, arms=None, seeds=None, device=
               progress=None, log=print, poll_s: float = 1.0, only: set[str] | None = None) -> dict[str, str]:
     """Run every pending item of the plan (or only the ids in `only`, whose dependencies
     must then be complete already); returns {id: final status}."""
+    from . import ddp
+
     sdir = suite_dir(results_dir, suite)
     sdir.mkdir(parents=True, exist_ok=True)
     check_lock(suite, sdir, write=True)
@@ -514,6 +529,7 @@ def run_suite(suite: Suite, results_dir: Path, *, arms=None, seeds=None, device=
                 st = ex.run_teacher(it)
             else:
                 st = ex.run_student(it)
+            st = ddp.broadcast(st)  # DDP: a sync point; rank 0 has written everything for `it`
             if st == "locked":
                 # another `run` process (or executor worker) holds it: do other work, poll
                 locked = True

@@ -12,6 +12,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+_READ_ONLY = False
+
+
+def set_read_only(flag: bool) -> None:
+    """Make every write here a no-op (DDP ranks other than 0 read results, never write)."""
+    global _READ_ONLY
+    _READ_ONLY = flag
+
+
+def remove(path: Path) -> None:
+    """Delete a results file (respects read-only mode)."""
+    if not _READ_ONLY:
+        Path(path).unlink(missing_ok=True)
+
 
 def _fsync_dir(path: Path) -> None:
     try:
@@ -27,6 +41,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    if _READ_ONLY:
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -53,7 +69,7 @@ def read_json(path: Path) -> Any:
 
 
 def append_jsonl(path: Path, rows: list[dict]) -> None:
-    if not rows:
+    if not rows or _READ_ONLY:
         return
     data = "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in rows).encode()
     try:

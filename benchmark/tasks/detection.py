@@ -26,8 +26,12 @@ _DATA_CACHE: dict[str, DetectionData] = {}
 
 def _seed(*parts: int) -> int:
     """A 63-bit seed from integer parts (SeedSequence hashing, so nearby inputs decorrelate)."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint32)
-               .view(np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts])
+        .generate_state(2, np.uint32)
+        .view(np.uint64)[0]
+        >> 1
+    )
 
 
 def load_data(settings) -> DetectionData:
@@ -70,13 +74,18 @@ class Detection:
     # ------------------------------------------------------------------ model & data
     def build_model(self, model_cfg, init_seed: int) -> torch.nn.Module:
         torch.manual_seed(init_seed)
-        m = build_detector(model_cfg.name, num_classes=self.num_classes, image_size=self.opts["image_size"],
-                           score_thresh=float(self.opts["score_thresh"]),
-                           detections_per_img=int(self.opts["detections_per_img"]), **model_cfg.kwargs)
+        m = build_detector(
+            model_cfg.name,
+            num_classes=self.num_classes,
+            image_size=self.opts["image_size"],
+            score_thresh=float(self.opts["score_thresh"]),
+            detections_per_img=int(self.opts["detections_per_img"]),
+            **model_cfg.kwargs,
+        )
         return m.to(self.device)
 
     def _batch(self, split, idx: list[int], flip: list[bool] | None = None):
-        x = split.images[idx].float().div_(255)
+        x = split.uint8(idx).to(self.device).float().div_(255)
         size = x.shape[-1]
         images, targets = [], []
         for j, i in enumerate(idx):
@@ -90,9 +99,11 @@ class Detection:
 
     def batches(self, epoch: int, start: int):
         n, b = len(self.train), self.batch_size
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.seeds["data_order"], epoch)))
+        order = torch.randperm(
+            n, generator=torch.Generator().manual_seed(_seed(self.seeds["data_order"], epoch))
+        )
         for i in range(start, self.steps_per_epoch):
-            idx = order[i * b:(i + 1) * b].tolist()
+            idx = order[i * b : (i + 1) * b].tolist()
             flip = None
             if self.hflip:
                 g = torch.Generator().manual_seed(_seed(self.seeds["augment"], epoch, i))
@@ -136,7 +147,9 @@ class Detection:
             idx = list(range(lo, min(len(sp), lo + bs)))
             images, _ = self._batch(sp, idx)
             out = model(images)
-            dets += to_coco_dets(out, [sp.image_ids[i] for i in idx], [sp.scales[i] for i in idx], self.cat_ids)
+            dets += to_coco_dets(
+                out, [sp.image_ids[i] for i in idx], [sp.scales[i] for i in idx], self.cat_ids
+            )
         return dets
 
     def evaluate(self, model, split: str) -> dict[str, float]:
@@ -162,8 +175,11 @@ class Detection:
         out = {"student_step": count_flops(fwd_bwd) / k * self.batch_size, "teacher_step": 0.0}
         if teacher is not None:
             with torch.no_grad():
-                out["teacher_step"] = count_flops(
-                    lambda: teacher.train_forward(images, None, want_logits=want)) / k * self.batch_size
+                out["teacher_step"] = (
+                    count_flops(lambda: teacher.train_forward(images, None, want_logits=want))
+                    / k
+                    * self.batch_size
+                )
         with torch.no_grad():
             m.eval()
             out["eval_per_sample"] = count_flops(lambda: m(images)) / k

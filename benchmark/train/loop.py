@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..distill.switch import SwitchPolicy, SwitchState
+from ..runner import ddp
 from ..runner.store import append_jsonl, atomic_write_bytes, count_lines, truncate_jsonl
 from .clock import Clock, Stopwatch
 
@@ -152,6 +153,16 @@ class Loop:
             torch.use_deterministic_algorithms(True, warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
         self.step_model = torch.compile(model) if train_cfg.compile else model
         self.step_teacher = torch.compile(teacher) if train_cfg.compile and teacher is not None else teacher
+        # DDP (torchrun): each rank trains on its slice of every global batch; gradients are
+        # averaged, so the update matches one process with the suite's batch size
+        self.rank, self.world = ddp.world() if ddp.active() else (0, 1)
+        if self.world > 1:
+            self.step_model = torch.nn.parallel.DistributedDataParallel(
+                self.step_model, device_ids=[device.index] if device.type == "cuda" else None)
+            if task.batch_size % self.world:
+                raise ValueError(f"batch_size {task.batch_size} is not divisible by {self.world} processes")
+            # per-rank randomness (dropout etc.) after the shared init: derived, not shared
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,))) + 7919 * self.rank)
         self.clock = Clock()
         self.crossed: set[float] = set()
         self.direction = task.direction
@@ -262,6 +273,8 @@ class Loop:
             self.model.train()
             self.train_watch.start()
             for batch in self.task.batches(ep, start):
+                if self.world > 1:
+                    batch = ddp.shard(batch, self.rank, self.world)
                 w = self.kd_weight()
                 use_teacher = self.teacher is not None and w > 0
                 self.kd_active = w > 0
@@ -287,6 +300,8 @@ class Loop:
                     c.flops += self.step_flops["teacher_step"]
                     c.teacher_flops += self.step_flops["teacher_step"]
                 if c.step % check_every == 0 or c.step == next_eval:
+                    if self.world > 1:
+                        bad = ddp.any_true(bad)
                     if bool(bad):
                         c.train_wall_s += self.train_watch.stop()
                         self.event("divergence", loss=float(loss.detach()))
