@@ -1,8 +1,9 @@
 """A built-in 10-class 32x32 RGB dataset drawn procedurally, so the quickstart needs no
 download. Each class is a shape (disk, square, triangle, ring, cross, bar, pair of dots,
-half-disk, hollow square, crescent), drawn at a random rotation, scale, position and colour
-over a textured, noisy background, with a random distractor blob. Hard enough that a tiny
-CNN and a ResNet-20 learn at visibly different speeds; deterministic given the seed.
+half-disk, hollow square, crescent), drawn at a random rotation, scale and position, in a
+colour scattered around its class's hue (a partial cue), over a textured, noisy background
+with a random distractor blob. A tiny CNN picks up the colour cue early; separating the
+shapes takes a deeper network longer. Deterministic given the seed.
 """
 
 from __future__ import annotations
@@ -38,12 +39,23 @@ def _masks(cls: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def generate(n: int, seed: int, size: int = 32, noise: float = 0.08,
-             contrast: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(N,) hue/saturation/value in [0, 1] -> (N, 3) RGB (the standard hexcone formula)."""
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    table = np.stack([np.stack(x, -1) for x in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))])
+    return table[i, np.arange(len(h))]
+
+
+def generate(n: int, seed: int, size: int = 32, noise: float = 0.04,
+             contrast: float = 0.2, hue_noise: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
     """(n, size, size, 3) uint8 images and (n,) int64 labels, balanced over 10 classes.
 
     `noise`: std of additive Gaussian pixel noise (on [0, 1]); `contrast`: how far the two
-    background texture colours may differ per channel. Both set the difficulty."""
+    background texture colours may differ per channel; `hue_noise`: spread of each class's
+    foreground hue around its prototype (larger: colour is a weaker cue). They set the
+    difficulty."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
     y = np.arange(n) % 10
     rng.shuffle(y)
@@ -69,8 +81,10 @@ def generate(n: int, seed: int, size: int = 32, noise: float = 0.08,
         tex = 0.5 + 0.5 * np.sin(np.pi * (f[..., :1] * gx[None, ..., None] + f[..., 1:] * gy[None, ..., None]) + ph)
         img = bg1 * tex + bg2 * (1 - tex)
         # foreground colour kept away from the background mean so the shape is visible
-        fg = rng.uniform(0, 1, (b, 1, 1, 3))
-        fg = np.where(np.abs(fg - (bg1 + bg2) / 2) < 0.25, 1 - fg, fg)
+        # foreground hue: a per-class prototype plus noise, so colour is a partial cue a
+        # small network picks up early and shape is what separates the rest
+        hue = (c / 10 + rng.normal(0, hue_noise, b)) % 1.0
+        fg = _hsv_to_rgb(hue, rng.uniform(0.6, 1.0, b), rng.uniform(0.6, 1.0, b))[:, None, None, :]
         shade = 0.8 + 0.2 * np.sin(3 * u + rng.uniform(0, 6, (b, 1, 1)))[..., None]
         img = np.where(mask[..., None], fg * shade, img)
         # distractor blob of a random colour
@@ -83,35 +97,39 @@ def generate(n: int, seed: int, size: int = 32, noise: float = 0.08,
 
 
 def load(cfg):
-    """kwargs: train (default 10000), test (2000), size (32), noise (0.12)."""
-    kw = {"train": 10000, "test": 2000, "size": 32, "noise": 0.08, **cfg.kwargs}
-    unknown = set(kw) - {"train", "test", "size", "noise"}
+    """kwargs: train (default 10000), test (2000), size (32), noise (0.04), contrast (0.2),
+    hue_noise (0.06)."""
+    kw = {"train": 10000, "test": 2000, "size": 32, "noise": 0.04, "contrast": 0.2, "hue_noise": 0.06,
+          **cfg.kwargs}
+    unknown = set(kw) - {"train", "test", "size", "noise", "contrast", "hue_noise"}
     if unknown:
         from ..errors import DataError
 
         raise DataError(f"synthetic: unknown data.kwargs {sorted(unknown)}")
+    look = (int(kw["size"]), float(kw["noise"]), float(kw["contrast"]), float(kw["hue_noise"]))
     # train and test come from disjoint streams of the same generator family
-    trx, try_ = _cached(int(kw["train"]), cfg.data_seed * 2 + 1, int(kw["size"]), float(kw["noise"]))
-    tex, tey = _cached(int(kw["test"]), cfg.data_seed * 2 + 2, int(kw["size"]), float(kw["noise"]))
+    trx, try_ = _cached(int(kw["train"]), cfg.data_seed * 2 + 1, *look)
+    tex, tey = _cached(int(kw["test"]), cfg.data_seed * 2 + 2, *look)
     return from_arrays(trx, try_, tex, tey, CLASSES, cfg, info={"source": "synthetic", **kw})
 
 
-GENERATOR_VERSION = 2  # bump when the drawing code changes, so caches are not reused
+GENERATOR_VERSION = 3  # bump when the drawing code changes, so caches are not reused
 
 
-def _cached(n: int, seed: int, size: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+def _cached(n: int, seed: int, size: int, noise: float, contrast: float,
+            hue_noise: float) -> tuple[np.ndarray, np.ndarray]:
     import os
 
     from .cache import cache_dir
 
-    f = cache_dir() / f"synthetic-v{GENERATOR_VERSION}-{n}-{seed}-{size}-{noise}.npz"
+    f = cache_dir() / f"synthetic-v{GENERATOR_VERSION}-{n}-{seed}-{size}-{noise}-{contrast}-{hue_noise}.npz"
     if f.is_file():
         try:
             with np.load(f) as z:
                 return z["x"], z["y"]
         except Exception:
             pass  # torn cache file: regenerate
-    x, y = generate(n, seed, size, noise)
+    x, y = generate(n, seed, size, noise, contrast, hue_noise)
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(tmp, x=x, y=y)
