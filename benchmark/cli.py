@@ -288,7 +288,7 @@ def pack(dataset, out, data_root):
 @click.option("--seed", default=0, show_default=True, help="Bootstrap RNG seed.")
 @click.option("--interpolate", is_flag=True, help="Interpolate linearly between bracketing evaluations.")
 @click.option("--sustained", default=1, show_default=True, help="Require K consecutive evaluations past the threshold.")
-@click.option("--ci", "ci_method", type=click.Choice(["percentile", "bca"]), default="percentile", show_default=True)
+@click.option("--ci-method", "ci_method", type=click.Choice(["percentile", "bca"]), default="percentile", show_default=True)
 @click.option("--reference", type=click.Path(dir_okay=False),
               help="Baseline reference JSON for the health check (default: the suite's `reference:`).")
 @click.option("--health-alpha", default=0.05, show_default=True, help="Family level of the baseline health check.")
