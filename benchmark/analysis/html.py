@@ -16,8 +16,6 @@ import datetime as _dt
 import html
 from pathlib import Path
 
-import numpy as np
-
 from benchmark import __version__
 from benchmark.analysis.crossing import UNIT_LABELS, UNITS
 from benchmark.analysis.report import (
@@ -28,6 +26,7 @@ from benchmark.analysis.report import (
     _thr_label,
     fmt_num,
     fmt_speedup,
+    switch_rows,
 )
 
 PLOT_TITLES = {
@@ -257,38 +256,9 @@ def _quality_table(an: SuiteAnalysis) -> str:
 
 
 def _switch_table(an: SuiteAnalysis) -> str:
-    sw = an.switch
-    if sw.empty:
+    if an.switch.empty:
         return '<p class="none">No arm uses a teacher.</p>'
-    m = an.suite.metric
-    header = [
-        "Arm", "teacher", f"teacher holdout {m}", f"teacher test {m}", "switched",
-        "median switch epoch", "median switch step", "per seed: epoch (step)",
-    ]  # fmt: skip
-    rows = []
-    for arm, g in sw.groupby("arm", sort=False):
-        e = g["switch_epoch"].astype(float)
-        per = "; ".join(
-            f"{r.seed}: "
-            + (
-                "never"
-                if not np.isfinite(r.switch_epoch)
-                else f"{r.switch_epoch:.4g} ({r.switch_step:.0f})"
-            )
-            for r in g.itertuples(index=False)
-        )
-        rows.append(
-            [
-                arm,
-                ", ".join(sorted({str(x) for x in g["teacher_name"].fillna(g["teacher_id"])})),
-                fmt_num(g["teacher_holdout"].astype(float).iloc[0], 4),
-                fmt_num(g["teacher_test"].astype(float).iloc[0], 4),
-                f"{int(np.isfinite(e).sum())}/{len(g)}",
-                fmt_num(e.median(), 4),
-                fmt_num(g["switch_step"].astype(float).median(), 6),
-                per,
-            ]
-        )
+    header, rows = switch_rows(an)
     return _table(header, rows, table_id="switch", num={2, 3, 4, 5, 6}) + (
         '<p class="meta">Medians are over runs that switched off; "never" = no switch_off '
         "event.</p>"

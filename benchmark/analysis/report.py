@@ -710,47 +710,38 @@ def _quality_md(an: SuiteAnalysis) -> str:
     return _md_table(header, rows)
 
 
-def _switch_md(an: SuiteAnalysis) -> str:
-    sw = an.switch
-    if sw.empty:
-        return "_No arm uses a teacher._"
-    parts = []
-    header = [
-        "Arm",
-        "teacher",
-        f"teacher holdout {an.suite.metric}",
-        f"teacher test {an.suite.metric}",
-        "switched",
-        "median switch epoch",
-        "median switch step",
-        "per seed: epoch (step)",
-    ]
+def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the switch-off table (shared by the Markdown and HTML reports)."""
+    m = an.suite.metric
+    header = ["Arm", "teacher", f"teacher holdout {m}", f"teacher test {m}", "switched",
+              "median switch epoch", "median switch step", "per seed: epoch (step)"]
     rows = []
-    for arm, g in sw.groupby("arm", sort=False):
+    for arm, g in an.switch.groupby("arm", sort=False):
+        e = g["switch_epoch"].astype(float)
         per = "; ".join(
-            f"{r.seed}: "
-            + (
-                "never"
-                if not np.isfinite(r.switch_epoch)
-                else f"{r.switch_epoch:.4g} ({r.switch_step:.0f})"
-            )
+            f"{r.seed}: " + ("never" if not np.isfinite(r.switch_epoch)
+                              else f"{r.switch_epoch:.4g} ({r.switch_step:.0f})")
             for r in g.itertuples(index=False)
         )
-        rows.append(
-            [
-                arm,
-                ", ".join(sorted({str(x) for x in g["teacher_name"].fillna(g["teacher_id"])})),
-                fmt_num(g["teacher_holdout"].astype(float).iloc[0], 4),
-                fmt_num(g["teacher_test"].astype(float).iloc[0], 4),
-                f"{int(np.isfinite(g['switch_epoch'].astype(float)).sum())}/{len(g)}",
-                fmt_num(g["switch_epoch"].astype(float).median(), 4),
-                fmt_num(g["switch_step"].astype(float).median(), 6),
-                per,
-            ]
-        )
-    parts.append(_md_table(header, rows))
-    parts.append("Medians are over runs that switched off; 'never' = no switch_off event.")
-    return "\n\n".join(parts)
+        rows.append([
+            arm,
+            ", ".join(sorted({str(x) for x in g["teacher_name"].fillna(g["teacher_id"])})),
+            fmt_num(g["teacher_holdout"].astype(float).iloc[0], 4),
+            fmt_num(g["teacher_test"].astype(float).iloc[0], 4),
+            f"{int(np.isfinite(e).sum())}/{len(g)}",
+            fmt_num(e.median(), 4),
+            fmt_num(g["switch_step"].astype(float).median(), 6),
+            per,
+        ])
+    return header, rows
+
+
+def _switch_md(an: SuiteAnalysis) -> str:
+    if an.switch.empty:
+        return "_No arm uses a teacher._"
+    header, rows = switch_rows(an)
+    return (_md_table(header, rows) + "\n\n"
+            + "Medians are over runs that switched off; 'never' = no switch_off event.")
 
 
 def _provenance_md(an: SuiteAnalysis) -> str:
