@@ -63,7 +63,8 @@ def plot_learning_curves(
     x: str = "epoch",
     arms: list[str] | None = None,
 ) -> Figure:
-    """Mean test curve per arm with a 95% t-interval band over seeds.
+    """Mean test curve per arm with a 95% t-interval band over seeds (>= 3 seeds; with 2
+    seeds the band is their min-max range, since a 1-df t-interval says nothing).
 
     curves:   rows with columns arm, seed, <x>, value (one split and metric).
     switches: optional rows with columns arm, seed, <x>, value: switch-off points (marked x).
@@ -85,11 +86,14 @@ def plot_learning_curves(
             color=colors[arm],
             label=f"{arm} (n={sub['seed'].nunique()})",
         )
-        half = t975(n.to_numpy() - 1) * sd.to_numpy() / np.sqrt(n.to_numpy())
-        if sub["seed"].nunique() >= 2:
+        if sub["seed"].nunique() >= 3:
+            half = t975(n.to_numpy() - 1) * sd.to_numpy() / np.sqrt(n.to_numpy())
             ax.fill_between(
                 mean.index, mean - half, mean + half, color=colors[arm], alpha=0.2, linewidth=0
             )
+        elif sub["seed"].nunique() == 2:
+            # a t-interval on 2 seeds (1 df) is ~13 sd wide and meaningless: show their range
+            ax.fill_between(mean.index, g.min(), g.max(), color=colors[arm], alpha=0.2, linewidth=0)
     for thr, ph in zip(thresholds, post_hoc):
         ax.axhline(thr, color="0.3", linestyle="--" if ph else ":", linewidth=1)
         ax.annotate(
@@ -113,7 +117,8 @@ def plot_learning_curves(
         )
     ax.set_xlabel({"epoch": "epochs", "step": "optimizer steps"}.get(x, x))
     ax.set_ylabel(f"test {metric}")
-    ax.set_title("Learning curves (mean, 95% CI over seeds)")
+    few = curves.groupby("arm")["seed"].nunique().min() < 3 if len(curves) else False
+    ax.set_title("Learning curves (mean; band: " + ("range of 2 seeds" if few else "95% CI over seeds") + ")")
     if arms:
         ax.legend(fontsize=8)
     return fig

@@ -786,8 +786,9 @@ _PLOT_NOTES = {
         "",
     ],
     "curves": lambda an: [
-        "Mean test curve per arm with a 95% t-interval over seeds; horizontal lines: "
-        "thresholds (dashed = post hoc); x: switch-off points.",
+        "Mean test curve per arm with a 95% t-interval over seeds (with only 2 seeds the "
+        "band is their range instead); horizontal lines: thresholds (dashed = post hoc); "
+        "x: switch-off points.",
         "",
     ],
     "per_seed": lambda an: [
