@@ -20,12 +20,11 @@ from benchmark import __version__
 from benchmark.analysis.crossing import UNIT_LABELS, UNITS
 from benchmark.analysis.report import (
     _PLOT_NOTES,
-    BASELINE,
     SuiteAnalysis,
-    _ci,
     _thr_label,
     fmt_num,
     fmt_speedup,
+    quality_rows,
     switch_rows,
 )
 
@@ -238,20 +237,9 @@ def _censoring_table(an: SuiteAnalysis) -> str:
 
 
 def _quality_table(an: SuiteAnalysis) -> str:
-    q = an.quality
-    if q.empty:
+    if an.quality.empty:
         return '<p class="none">No test evaluations.</p>'
-    header = ["Metric", "Arm", "n", "final test value [95% CI]", "delta vs baseline [95% CI]"]
-    rows = [
-        [
-            r.metric,
-            r.arm,
-            str(r.n) + (f" (+{r.n_nan} NaN)" if r.n_nan else ""),
-            _ci(r.mean, r.ci_low, r.ci_high),
-            "-" if r.arm == BASELINE else _ci(r.delta, r.delta_ci_low, r.delta_ci_high),
-        ]
-        for r in q.itertuples(index=False)
-    ]
+    header, rows = quality_rows(an)
     return _table(header, rows, table_id="quality", num={2, 3, 4})
 
 

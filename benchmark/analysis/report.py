@@ -692,10 +692,8 @@ def _ci(m, lo, hi, digits=4) -> str:
     return s + (f" [{lo:.{digits}g}, {hi:.{digits}g}]" if np.isfinite(lo) else " (CI n/a)")
 
 
-def _quality_md(an: SuiteAnalysis) -> str:
-    q = an.quality
-    if q.empty:
-        return "_No test evaluations._"
+def quality_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the final-quality table (shared by the Markdown and HTML reports)."""
     header = ["Metric", "Arm", "n", "final test value [95% CI]", "delta vs baseline [95% CI]"]
     rows = [
         [
@@ -705,9 +703,15 @@ def _quality_md(an: SuiteAnalysis) -> str:
             _ci(r.mean, r.ci_low, r.ci_high),
             "-" if r.arm == BASELINE else _ci(r.delta, r.delta_ci_low, r.delta_ci_high),
         ]
-        for r in q.itertuples(index=False)
+        for r in an.quality.itertuples(index=False)
     ]
-    return _md_table(header, rows)
+    return header, rows
+
+
+def _quality_md(an: SuiteAnalysis) -> str:
+    if an.quality.empty:
+        return "_No test evaluations._"
+    return _md_table(*quality_rows(an))
 
 
 def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
