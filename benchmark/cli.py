@@ -259,7 +259,9 @@ def ls_():
     for title, reg in (("datasets", DATASETS), ("models", MODELS), ("losses", LOSSES)):
         click.secho(title, bold=True)
         for e in reg.entries():
-            click.echo(f"  {e.name:<18} [{e.meta.get('task', '')}] {e.help}")
+            task = e.meta.get("task", "")
+            task = "/".join(task) if isinstance(task, (tuple, list)) else task
+            click.echo(f"  {e.name:<28} [{task}] {e.help}")
     click.echo("  (models: also any timm model as timm:<name>, e.g. timm:resnet50)")
 
 
