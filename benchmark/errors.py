@@ -26,7 +26,3 @@ class DataError(UserError):
 
 class LockMismatch(UserError):
     """The suite differs from its pre-registration lock."""
-
-
-class Diverged(Exception):
-    """A NaN/inf loss: the run stops with status `diverged`; the suite goes on."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import SCHEMA_VERSION
-from ..errors import Diverged, LockMismatch, UserError
+from ..errors import LockMismatch, UserError
 from ..suite import (
     FixedEpoch,
     RunSettings,
@@ -391,11 +391,7 @@ class Executor:
                     remove(rdir / f)
             self.manifest(rdir, item.id, "running", device, settings.threads, extra)
             loop.on_eval = self._heartbeat(rdir)
-            try:
-                res = loop.run()
-            except Diverged as e:
-                self.finish(rdir, "diverged", reason=str(e))
-                return "diverged"
+            res = loop.run()
             if res.status == "diverged":
                 self.finish(rdir, "diverged", reason=res.reason)
                 self.log(f"[yellow]{spec['arm']} seed {spec['seed']}: diverged ({res.reason}); "

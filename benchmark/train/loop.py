@@ -256,8 +256,7 @@ class Loop:
 
     # ------------------------------------------------------------------ run
     def kd_weight(self) -> float:
-        if self.teacher is None and (self.switch is None):
-            return 0.0
+        """Weight of the distillation term for the next step (0 without a switch policy)."""
         return self.switch.weight(self.epoch()) if self.switch else 0.0
 
     def run(self) -> LoopResult:
@@ -325,9 +324,7 @@ class Loop:
         model.eval()
         self.eval_watch.start()
         results = {split: self.task.evaluate(model, split) for split in ("test", "holdout")}
-        n_eval = sum(1 for r in results.values() if r)
         self.clock.eval_wall_s += self.eval_watch.stop()
-        del n_eval
         c = self.clock
         rows = []
         for split, vals in results.items():
