@@ -17,13 +17,14 @@ import html
 from pathlib import Path
 
 from benchmark import __version__
-from benchmark.analysis.crossing import UNIT_LABELS, UNITS
+from benchmark.analysis.crossing import UNIT_LABELS
 from benchmark.analysis.report import (
     _PLOT_NOTES,
     SuiteAnalysis,
     _thr_label,
     fmt_num,
     fmt_speedup,
+    headline_header,
     quality_rows,
     switch_rows,
 )
@@ -151,16 +152,7 @@ def _table(
 def _headline_table(an: SuiteAnalysis) -> str:
     """Same layout as report.md's headline table; every speedup cell tagged with its key."""
     s = an.summary
-    units = [an.unit] + [u for u in UNITS if u != an.unit]
-    header = [
-        "Threshold",
-        "Arm",
-        "n",
-        f"Speedup ({UNIT_LABELS[an.unit]}) [95% CI]",
-        *[UNIT_LABELS[u] for u in units[1:]],
-        "P(arm sooner)",
-        f"RMST ratio ({UNIT_LABELS[an.unit]})",
-    ]
+    units, header = headline_header(an)
     rows, attrs, classes = [], [], []
     for (t, arm), g in s.groupby(["threshold", "arm"], sort=False):
         by = {r.unit: r for r in g.itertuples(index=False)}

@@ -621,8 +621,8 @@ def regenerate_command(an: SuiteAnalysis, out_dir: Path) -> str:
     return shlex.join(parts)
 
 
-def _headline_md(an: SuiteAnalysis) -> str:
-    s = an.summary
+def headline_header(an: SuiteAnalysis) -> tuple[list[str], list[str]]:
+    """Units (headline unit first) and header of the headline table (Markdown and HTML)."""
     units = [an.unit] + [u for u in UNITS if u != an.unit]
     header = [
         "Threshold",
@@ -633,6 +633,12 @@ def _headline_md(an: SuiteAnalysis) -> str:
         "P(arm sooner)",
         f"RMST ratio ({UNIT_LABELS[an.unit]})",
     ]
+    return units, header
+
+
+def _headline_md(an: SuiteAnalysis) -> str:
+    s = an.summary
+    units, header = headline_header(an)
     rows = []
     for (t, arm), g in s.groupby(["threshold", "arm"], sort=False):
         by = {r.unit: r for r in g.itertuples(index=False)}
