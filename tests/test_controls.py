@@ -24,8 +24,9 @@ CONTROLS = {
 }
 
 
-def _suite():
+def _suite(seeds=(0,)):
     d = tiny_suite_dict(arms=CONTROLS)
+    d["seeds"] = list(seeds)
     d["teachers"]["strong"] = {"model": {"name": "resnet8", "kwargs": {"width": 16}}, "train": {"epochs": 2}}
     d["teachers"]["early"] = {"model": {"name": "resnet8", "kwargs": {"width": 8}}, "snapshot_epoch": 0.5}
     # a barely trained (near-chance) teacher that the student passes early, so the surpass
@@ -46,11 +47,11 @@ def _env(monkeypatch, w2s_cache):
 
 
 def test_every_control_plans_with_expected_dependencies(tmp_path):
-    suite = _suite()
+    suite = _suite(seeds=(0, 1))
     items = plan(suite, tmp_path)
     teachers = [it for it in items if it.kind == "teacher"]
     assert sorted(t.spec["name"] for t in teachers) == ["early", "strong", "weak"]  # each once
-    runs = {it.arm: it for it in items if it.kind == "run"}
+    runs = {it.arm: it for it in items if it.kind == "run" and it.seed == 0}
     tid = {t.spec["name"]: t.id for t in teachers}
     assert runs["baseline"].deps == []
     assert runs["kd_always"].deps == [tid["weak"]]
@@ -60,6 +61,9 @@ def test_every_control_plans_with_expected_dependencies(tmp_path):
     order = [it.id for it in items]
     for it in items:
         assert all(order.index(d) < order.index(it.id) for d in it.deps)  # dependencies first
+    seeds = [it.seed for it in items if it.kind == "run"]
+    assert seeds == [0] * len(CONTROLS) + [1] * len(CONTROLS)  # seed by seed: a stopped suite
+    # leaves whole paired seeds
     s = suite.arm_settings
     assert s["aux_no_teacher"].distill.alpha == s["w2s"].distill.alpha
     assert s["aux_no_teacher"].distill.temperature == s["w2s"].distill.temperature

@@ -53,7 +53,9 @@ def item_status(path: Path) -> str:
 
 
 def plan(suite: Suite, results_dir: Path, arms: list[str] | None = None, seeds: list[int] | None = None) -> list[PlanItem]:
-    """Teachers first, then runs ordered so every `same_as` target precedes its followers."""
+    """Teachers first, then runs seed by seed (every arm of seed 0, then seed 1, ...), with every
+    `same_as` target before its followers: a suite stopped part way leaves complete paired seeds
+    to report on, not five baselines and no distilled run."""
     sdir = suite_dir(results_dir, suite)
     items: list[PlanItem] = []
     teachers: dict[str, PlanItem] = {}
@@ -80,7 +82,7 @@ def plan(suite: Suite, results_dir: Path, arms: list[str] | None = None, seeds: 
         it = PlanItem("run", sp["run_id"], sp["arm"], sp["seed"], sp, deps,
                       status=item_status(sdir / "runs" / sp["run_id"]))
         (followers if len(deps) > (1 if sp["teacher"] else 0) else leaders).append(it)
-    return items + leaders + followers
+    return items + sorted(leaders + followers, key=lambda it: it.seed)  # stable: leaders first
 
 
 # ---------------------------------------------------------------- pre-registration
