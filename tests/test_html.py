@@ -176,6 +176,15 @@ def test_renders_in_chromium_with_summary_numbers(report_dir, tmp_path):
     assert boxes and all(abs(float(w) - 595.3) < 1 and abs(float(h) - 841.9) < 1 for w, h in boxes)
     assert len(boxes) >= 3
 
+    dom, seen_bound, seen_small_n = _headline_matches_summary(report_dir, tmp_path)
+    assert seen_bound and seen_small_n  # the tree exercises censoring bounds and n < 3
+    assert 'class="banner fail"' in dom
+
+
+def _headline_matches_summary(report_dir: Path, tmp_path: Path) -> tuple[str, bool, bool]:
+    """Render index.html in Chromium, read the headline table from the DOM and check every
+    cell against summary.csv; returns the DOM and whether censoring bounds / n<3 were seen."""
+    url = (report_dir / "index.html").resolve().as_uri()
     res = _chromium(tmp_path, "--dump-dom", url, name="dom")
     dom = res.stdout.decode("utf-8")
     assert 'id="headline"' in dom, res.stderr.decode(errors="replace")[-2000:]
@@ -206,5 +215,23 @@ def test_renders_in_chromium_with_summary_numbers(report_dir, tmp_path):
             assert r.n_seeds < 3 and "CI n/a" in text
             seen_small_n = True
         seen_bound |= bool(r.bound)
-    assert seen_bound and seen_small_n  # the tree exercises censoring bounds and n < 3
-    assert 'class="banner fail"' in dom
+    return dom, seen_bound, seen_small_n
+
+
+COMMITTED = sorted(
+    p.parent for p in (Path(__file__).resolve().parents[1] / "reports").glob("*/index.html")
+)
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium missing (apt-get install chromium)"
+)
+@pytest.mark.parametrize("report_dir", COMMITTED, ids=[p.name for p in COMMITTED])
+def test_committed_report_renders_with_its_numbers(report_dir, tmp_path):
+    """Every report committed under reports/ (e.g. the CPU reproduction) renders in Chromium,
+    its headline table shows the numbers of its own summary.csv, and its baseline health
+    check, where the suite names a reference, passed."""
+    dom, _, _ = _headline_matches_summary(report_dir, tmp_path)
+    if 'id="health"' in dom:  # the suite names a reference
+        assert 'class="banner pass" id="health"' in dom
+        assert "Baseline health check: PASS" in (report_dir / "report.md").read_text("utf-8")

@@ -49,7 +49,7 @@ class StreamingData:
                                            persistent_workers=False, prefetch_factor=4 if self.workers else None)
 
     def stream_batches(self, task, epoch: int, start: int):
-        from ..tasks.classification import _seed
+        from ..tasks.base import stream_seed as _seed
 
         n, b = len(self.train), task.batch_size
         order = np.random.default_rng(_seed(task.seeds["data_order"], epoch)).permutation(n)

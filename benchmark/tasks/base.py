@@ -11,9 +11,10 @@ resumed run continues exactly where it stopped, with no generator state to save.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 
@@ -49,3 +50,23 @@ def count_flops(fn) -> float:
     with FlopCounterMode(display=False) as fc:
         fn()
     return float(fc.get_total_flops())
+
+
+def stream_seed(*parts: int) -> int:
+    """A 63-bit seed from integer parts (SeedSequence hashing, so nearby inputs decorrelate):
+    every per-epoch / per-batch generator of every task is seeded through this."""
+    state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint32)
+    return int(state.view(np.uint64)[0] >> 1)
+
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def memo_data(key: str, load: Callable[[], Any]) -> Any:
+    """Load a run's dataset once per process (teacher and student runs share it); one dataset
+    at a time keeps memory bounded."""
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load()
+    return _DATA_CACHE[key]
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -13,24 +12,14 @@ from ..data.tensors import ClassificationData, apply_augment, augment_draws
 from ..errors import DataError
 from ..models import build_model
 from ..registry import DATASETS, LOSSES
-from .base import count_flops
-
-_DATA_CACHE: dict[str, ClassificationData] = {}
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from integer parts (SeedSequence hashing, so nearby inputs decorrelate)."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+from .base import count_flops, memo_data
+from .base import stream_seed as _seed
 
 
 def load_data(settings) -> ClassificationData:
     """Load (and memoise per process) the dataset a run's settings name."""
-    key = settings.data.model_dump_json()
-    if key not in _DATA_CACHE:
-        fn = DATASETS[settings.data.dataset].load()
-        _DATA_CACHE.clear()  # one dataset at a time keeps memory bounded
-        _DATA_CACHE[key] = fn(settings.data)
-    return _DATA_CACHE[key]
+    return memo_data(settings.data.model_dump_json(),
+                     lambda: DATASETS[settings.data.dataset].load()(settings.data))
 
 
 class Classification:

@@ -11,38 +11,22 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 
 from ..data.coco import DetectionData, coco_ap, to_coco_dets
 from ..errors import DataError
 from ..models.detection import build_detector
 from ..registry import DATASETS
-from .base import count_flops
+from .base import count_flops, memo_data
+from .base import stream_seed as _seed
 from .detection_options import METRICS, options
-
-_DATA_CACHE: dict[str, DetectionData] = {}
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from integer parts (SeedSequence hashing, so nearby inputs decorrelate)."""
-    return int(
-        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts])
-        .generate_state(2, np.uint32)
-        .view(np.uint64)[0]
-        >> 1
-    )
 
 
 def load_data(settings) -> DetectionData:
     """Load (and memoise per process) the dataset a run's settings name."""
     size = options(settings)["image_size"]
-    key = settings.data.model_dump_json() + f"|{size}"
-    if key not in _DATA_CACHE:
-        fn = DATASETS[settings.data.dataset].load()
-        _DATA_CACHE.clear()  # one dataset at a time keeps memory bounded
-        _DATA_CACHE[key] = fn(settings.data, size)
-    return _DATA_CACHE[key]
+    return memo_data(settings.data.model_dump_json() + f"|{size}",
+                     lambda: DATASETS[settings.data.dataset].load()(settings.data, size))
 
 
 class Detection:

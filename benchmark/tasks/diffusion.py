@@ -27,7 +27,8 @@ from ..diffusion.schedule import make_schedule
 from ..errors import DataError, UserError
 from ..registry import MODELS
 from .base import count_flops
-from .classification import _seed, load_data
+from .base import stream_seed as _seed
+from .classification import load_data
 from .diffusion_options import parse
 
 
