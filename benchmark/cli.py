@@ -54,6 +54,17 @@ def main():
     """w2s-bench: does a weak teacher, switched off once surpassed, get a strong student to a
     pre-registered quality threshold sooner? Paired runs, every evaluation on disk, honest
     statistics."""
+    import warnings
+
+    plain = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if getattr(category, "__module__", "").startswith("benchmark."):  # ours: a message
+            click.secho(f"warning: {message}", fg="yellow", err=True)
+        else:
+            plain(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 @main.command()
