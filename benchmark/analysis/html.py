@@ -22,6 +22,7 @@ from benchmark.analysis.report import (
     _PLOT_NOTES,
     SuiteAnalysis,
     _thr_label,
+    censoring_rows,
     fmt_num,
     fmt_speedup,
     headline_header,
@@ -204,27 +205,7 @@ def _summary_table(an: SuiteAnalysis) -> str:
 
 
 def _censoring_table(an: SuiteAnalysis) -> str:
-    s = an.summary[an.summary["unit"] == an.unit]
-    header = [
-        "Threshold", "Arm", "censored arm / base", "bound", "mean time arm", "mean time base",
-        "tau", "RMST arm", "RMST base", "RMST ratio", "per-seed ratios (seed:baseline/arm)",
-    ]  # fmt: skip
-    rows = [
-        [
-            _thr_label(r.threshold, r.post_hoc),
-            r.arm,
-            f"{r.n_censored_arm} / {r.n_censored_base}",
-            r.bound or "exact",
-            fmt_num(r.mean_time_arm),
-            fmt_num(r.mean_time_base),
-            fmt_num(r.tau),
-            fmt_num(r.rmst_arm),
-            fmt_num(r.rmst_base),
-            fmt_num(r.rmst_ratio),
-            str(r.per_seed_ratios).replace(";", "; "),
-        ]
-        for r in s.itertuples(index=False)
-    ]
+    header, rows = censoring_rows(an)
     return _table(header, rows, table_id="censoring", num=set(range(4, 10)))
 
 

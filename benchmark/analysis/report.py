@@ -657,21 +657,13 @@ def _headline_md(an: SuiteAnalysis) -> str:
     return _md_table(header, rows)
 
 
-def _censoring_md(an: SuiteAnalysis) -> str:
+def censoring_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
+    """The censoring / restricted-mean table in the report's unit (Markdown and HTML)."""
     s = an.summary[an.summary["unit"] == an.unit]
     header = [
-        "Threshold",
-        "Arm",
-        "censored arm / base",
-        "bound",
-        "mean time arm",
-        "mean time base",
-        "tau",
-        "RMST arm",
-        "RMST base",
-        "RMST ratio",
-        "per-seed ratios",
-    ]
+        "Threshold", "Arm", "censored arm / base", "bound", "mean time arm", "mean time base",
+        "tau", "RMST arm", "RMST base", "RMST ratio", "per-seed ratios (seed:baseline/arm)",
+    ]  # fmt: skip
     rows = [
         [
             _thr_label(r.threshold, r.post_hoc),
@@ -684,11 +676,15 @@ def _censoring_md(an: SuiteAnalysis) -> str:
             fmt_num(r.rmst_arm),
             fmt_num(r.rmst_base),
             fmt_num(r.rmst_ratio),
-            r.per_seed_ratios.replace(";", "; "),
+            str(r.per_seed_ratios).replace(";", "; "),
         ]
         for r in s.itertuples(index=False)
     ]
-    return _md_table(header, rows)
+    return header, rows
+
+
+def _censoring_md(an: SuiteAnalysis) -> str:
+    return _md_table(*censoring_rows(an))
 
 
 def _ci(m, lo, hi, digits=4) -> str:

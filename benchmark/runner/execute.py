@@ -305,15 +305,8 @@ class Executor:
                      f"{m:.2f}, held-out {h:.2f}" if m is not None and h is not None else f"teacher {item.id} done")
             return "complete"
         except BaseException as e:
-            try:
-                if (tdir / "manifest.json").exists() and item_status(tdir) == "running":
-                    if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                        self.finish(tdir, "failed", reason="interrupted; rerun the suite to resume")
-                    else:
-                        self.finish(tdir, "failed", reason=f"{type(e).__name__}: {e}",
-                                    traceback=traceback.format_exc()[-4000:])
-            except OSError:
-                pass  # e.g. the disk is full: the original error is the one to report
+            if item_status(tdir) == "running":
+                self.record_failure(tdir, e)
             raise
         finally:
             lock.release()
@@ -406,17 +399,24 @@ class Executor:
             self.log(f"{spec['arm']} seed {spec['seed']}: final test {task.metric} {acc:.2f}{sw}")
             return "complete"
         except BaseException as e:
-            try:
-                if (rdir / "manifest.json").exists() and isinstance(e, (KeyboardInterrupt, SystemExit)):
-                    self.finish(rdir, "failed", reason="interrupted; rerun the suite to resume")
-                elif (rdir / "manifest.json").exists():
-                    self.finish(rdir, "failed", reason=f"{type(e).__name__}: {e}",
-                                traceback=traceback.format_exc()[-4000:])
-            except OSError:
-                pass  # e.g. the disk is full: the original error is the one to report
+            self.record_failure(rdir, e)
             raise
         finally:
             lock.release()
+
+    def record_failure(self, d: Path, e: BaseException) -> None:
+        """Mark a started run or teacher failed: interrupted (resumable) or the error and its
+        traceback. Never masks the original error (e.g. with a full disk)."""
+        try:
+            if not (d / "manifest.json").exists():
+                return
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                self.finish(d, "failed", reason="interrupted; rerun the suite to resume")
+            else:
+                self.finish(d, "failed", reason=f"{type(e).__name__}: {e}",
+                            traceback=traceback.format_exc()[-4000:])
+        except OSError:
+            pass  # e.g. the disk is full: the original error is the one to report
 
     def _heartbeat(self, rdir: Path):
         """After each evaluation, note the train clock so a crash's lost time can be measured."""
