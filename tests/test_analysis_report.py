@@ -263,3 +263,21 @@ def test_sweep_marks_preregistered_thresholds(tmp_path):
     h = row(an.summary, 80.0, "epochs")
     s80 = sw[sw["threshold"] == 80.0].iloc[0]
     assert s80["ci_low"] == pytest.approx(h["ci_low"]) and s80["point"] == h["point"]
+
+
+def test_verdict_reads_the_ci_and_respects_censoring():
+    from benchmark.analysis.report import verdict
+
+    nan = float("nan")
+    assert verdict(1.8, 1.2, 2.4, "", 5) == "sooner"
+    assert verdict(0.8, 0.6, 0.95, "", 5) == "slower"
+    assert verdict(1.1, 0.9, 1.4, "", 5) == "no clear difference"
+    # baseline censored: the true ratio is larger, so 'sooner' stands but 'slower' cannot
+    assert verdict(1.5, 1.1, 2.0, ">=", 5) == "sooner"
+    assert verdict(0.8, 0.6, 0.9, ">=", 5) == "inconclusive (censored)"
+    # arm censored: the reverse
+    assert verdict(0.8, 0.6, 0.9, "<=", 5) == "slower"
+    assert verdict(1.5, 1.1, 2.0, "<=", 5) == "inconclusive (censored)"
+    assert verdict(1.5, 1.1, 2.0, "?", 5) == "inconclusive (censored)"
+    assert verdict(1.5, nan, nan, "", 2) == "too few seeds"
+    assert verdict(nan, nan, nan, "", 5) == "n/a"

@@ -105,6 +105,27 @@ def test_self_contained_with_warnings_plots_and_provenance(report_dir):
     assert "@media print" in page
 
 
+def test_verdict_section_matches_summary(report_dir):
+    """The plain-words verdict (report.md and index.html) is the CI reading of summary.csv."""
+    from benchmark.analysis.report import verdict
+
+    summary = pd.read_csv(report_dir / "summary.csv", keep_default_na=False,
+                          na_values={c: ["nan", ""] for c in ("point", "ci_low", "ci_high")})
+    for r in summary.itertuples(index=False):
+        assert r.verdict == verdict(r.point, r.ci_low, r.ci_high, r.bound, r.n_seeds)
+    kd = summary[(summary["arm"] == "kd") & (summary["unit"] == "epochs")]
+    assert set(kd["verdict"]) == {"sooner"}  # kd is faster in every seed at every level
+    assert set(summary.loc[summary["arm"] == "nt", "verdict"]) == {"too few seeds"}
+    md = (report_dir / "report.md").read_text(encoding="utf-8")
+    v = md[md.index("## Verdict") : md.index("## Headline")]
+    assert "- **kd** vs baseline, 3 paired seed(s), in epochs: sooner at 50, 80, 70 (post hoc)" in v
+    assert "- **nt** vs baseline, 2 paired seed(s), in epochs: too few seeds" in v
+    page = (report_dir / "index.html").read_text(encoding="utf-8")
+    sec = page[page.index('id="verdict-h"') : page.index('id="headline-h"')]
+    assert sec.count('class="v-sooner"') == int((summary[summary["arm"] == "kd"]["verdict"] == "sooner").sum())
+    assert "<b>kd</b> vs baseline, 3 paired seed(s)" in sec
+
+
 class _Cells(HTMLParser):
     """Text of every <td> carrying data-unit inside table#headline."""
 

@@ -20,6 +20,7 @@ from benchmark import __version__
 from benchmark.analysis.crossing import UNIT_LABELS
 from benchmark.analysis.report import (
     _PLOT_NOTES,
+    VERDICT_RULE,
     SuiteAnalysis,
     _thr_label,
     censoring_rows,
@@ -28,6 +29,8 @@ from benchmark.analysis.report import (
     headline_header,
     quality_rows,
     switch_rows,
+    verdict_rows,
+    verdict_sentences,
 )
 
 PLOT_TITLES = {
@@ -60,6 +63,8 @@ pre { background: var(--head); padding: .6rem .8rem; overflow-x: auto; white-spa
 .banner.pass { color: var(--ok); background: var(--ok-bg); border-color: var(--ok); }
 .banner.fail { color: var(--bad); background: var(--bad-bg); border-color: var(--bad); }
 .banner ul { font-weight: 400; margin: .4rem 0 0; color: var(--fg); }
+td.v-sooner { color: var(--ok); background: var(--ok-bg); font-weight: 600; }
+td.v-slower { color: var(--bad); background: var(--bad-bg); font-weight: 600; }
 .warnings { background: var(--warn-bg); border-left: 6px solid var(--warn-line);
             padding: .6rem 1rem; margin: 1rem 0; }
 .warnings.empty { background: var(--head); border-left-color: var(--line); }
@@ -148,6 +153,22 @@ def _table(
         out.append("</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
+
+
+def _verdict_section(an: SuiteAnalysis) -> str:
+    """The report's plain-words reading; sooner / slower cells coloured."""
+    if not len(an.summary):
+        return ""
+    header, rows = verdict_rows(an)
+    attrs = [[{}, {}] + [{"class": f"v-{c}"} if c in ("sooner", "slower") else {} for c in r[2:]]
+             for r in rows]
+    items = "".join(f"<li><b>{esc(arm)}</b> {esc(x)}</li>" for arm, x in verdict_sentences(an))
+    return (
+        '<section><h2 id="verdict-h">Verdict</h2>'
+        f'<p class="meta">{esc(VERDICT_RULE)}</p><ul id="verdict-list">{items}</ul>'
+        + _table(header, rows, table_id="verdict", cell_attrs=attrs)
+        + "</section>"
+    )
 
 
 def _headline_table(an: SuiteAnalysis) -> str:
@@ -377,7 +398,7 @@ def render_html(
         + "); arms (seeds): "
         + esc(", ".join(f"{a} ({seeds_per_arm.get(a, 0)})" for a in arms))
         + f". Crossing rule: {esc(rule)}.</p>",
-        '<nav class="toc"><a href="#headline-h">Headline</a><a href="#censoring-h">Censoring</a>'
+        '<nav class="toc"><a href="#verdict-h">Verdict</a><a href="#headline-h">Headline</a><a href="#censoring-h">Censoring</a>'
         '<a href="#quality-h">Final quality</a><a href="#switch-h">Switch-off</a>'
         '<a href="#plots-h">Plots</a><a href="#health-h">Health check</a>'
         '<a href="#summary-h">All numbers</a><a href="#provenance-h">Provenance</a></nav>',
@@ -390,6 +411,7 @@ def render_html(
             else '<p class="none">none</p>'
         )
         + "</section>",
+        _verdict_section(an),
         '<section><h2 id="headline-h">Headline: speedup over baseline</h2>',
         "<p>Speedup = mean(baseline time to threshold) / mean(arm time to threshold) over seeds "
         f"paired by seed value (&gt; 1: the arm gets there sooner). [95% CI]: paired bootstrap "

@@ -40,8 +40,19 @@ SUMMARY_COLUMNS = [
     "suite", "arm", "baseline", "metric", "direction", "threshold", "post_hoc", "unit",
     "headline", "n_seeds", "n_censored_arm", "n_censored_base", "mean_time_arm",
     "mean_time_base", "point", "ci_low", "ci_high", "ci_method", "reps", "bound", "p_sooner",
-    "tau", "rmst_arm", "rmst_base", "rmst_ratio", "per_seed_ratios", "notes",
+    "tau", "rmst_arm", "rmst_base", "rmst_ratio", "per_seed_ratios", "verdict", "notes",
 ]  # fmt: skip
+
+# The plain-words reading of one speedup row (summary.csv `verdict`), decided by its 95% CI.
+SOONER, SLOWER, NO_DIFF = "sooner", "slower", "no clear difference"
+CENSORED, FEW_SEEDS, NA = "inconclusive (censored)", "too few seeds", "n/a"
+VERDICT_RULE = (
+    "Read mechanically from the tables below: 'sooner' / 'slower' where the 95% paired "
+    "bootstrap CI of the speedup excludes 1 (and censoring cannot overturn it), 'no clear "
+    "difference' where it spans 1, 'too few seeds' below 3 paired seeds. Each comparison is "
+    "read on its own: no correction for the number of thresholds, units and arms. Final "
+    "quality: the paired delta's 95% CI against 0."
+)
 
 
 @dataclass
@@ -153,6 +164,21 @@ def _bound(n_cens_arm: np.ndarray, n_cens_base: np.ndarray) -> np.ndarray:
     return out
 
 
+def verdict(point: float, ci_low: float, ci_high: float, bound: str, n_seeds: int) -> str:
+    """Sooner / slower only when the 95% CI excludes 1, and censoring cannot overturn it: a
+    '>=' ratio (baseline censored: the true ratio is larger) can show 'sooner' but never
+    'slower', a '<=' ratio the reverse, a '?' ratio neither."""
+    if not math.isfinite(point):
+        return NA
+    if n_seeds < MIN_SEEDS_FOR_CI or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return FEW_SEEDS
+    if ci_low > 1 and bound in ("", ">="):
+        return SOONER
+    if ci_high < 1 and bound in ("", "<="):
+        return SLOWER
+    return NO_DIFF if bound == "" else CENSORED
+
+
 def _seed_ratio_strings(seeds, bt, be, at, ae) -> list[str]:
     """Per-column 'seed:ratio;...' with the per-seed censoring direction as a prefix."""
     out = []
@@ -262,6 +288,10 @@ def compare_arm(
         else "",
         "notes": notes,
     })  # fmt: skip
+    out["verdict"] = [
+        verdict(p, lo, hi, b, len(seeds))
+        for p, lo, hi, b in zip(out["point"], out["ci_low"], out["ci_high"], out["bound"])
+    ]
     return out, seeds
 
 
@@ -657,6 +687,62 @@ def _headline_md(an: SuiteAnalysis) -> str:
     return _md_table(header, rows)
 
 
+def verdict_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
+    """Arm x threshold rows of verdicts, one column per unit (Markdown and HTML)."""
+    units, _ = headline_header(an)
+    header = ["Arm", "Threshold", *[UNIT_LABELS[u] for u in units]]
+    rows = []
+    for arm, ga in an.summary.groupby("arm", sort=False):
+        for t, g in ga.groupby("threshold", sort=False):
+            by = {r.unit: r for r in g.itertuples(index=False)}
+            ph = next(iter(by.values())).post_hoc
+            rows.append([arm, _thr_label(t, ph), *[by[u].verdict if u in by else NA for u in units]])
+    return header, rows
+
+
+def verdict_sentences(an: SuiteAnalysis) -> list[tuple[str, str]]:
+    """(arm, sentence) per arm: where it is sooner / slower in the report's unit, where other
+    units disagree (e.g. once the teacher's cost is charged), and its final quality."""
+    out = []
+    s = an.summary
+    m = an.suite.metric
+    q = an.quality[an.quality["metric"] == m] if not an.quality.empty else an.quality
+    for arm, g in s.groupby("arm", sort=False):
+        head = g[g["unit"] == an.unit]
+        n = int(head["n_seeds"].max()) if len(head) else 0
+        groups: dict[str, list[str]] = {}
+        for r in head.itertuples(index=False):
+            groups.setdefault(r.verdict, []).append(_thr_label(r.threshold, r.post_hoc))
+        parts = [f"{v} at {', '.join(ts)}" for v, ts in groups.items()]
+        text = f"vs baseline, {n} paired seed(s), in {UNIT_LABELS[an.unit]}: " + (
+            "; ".join(parts) or "no thresholds"
+        )
+        differ = []
+        for u in [u for u in UNITS if u != an.unit]:
+            gu = dict(zip(g.loc[g["unit"] == u, "threshold"], g.loc[g["unit"] == u, "verdict"]))
+            changed = [
+                f"{_thr_label(r.threshold, r.post_hoc)} is {gu[r.threshold]}"
+                for r in head.itertuples(index=False)
+                if r.threshold in gu and gu[r.threshold] != r.verdict
+            ]
+            if changed:
+                differ.append(f"in {UNIT_LABELS[u]} {', '.join(changed)}")
+        if differ:
+            text += "; otherwise " + "; ".join(differ)
+        qa = q[q["arm"] == arm] if len(q) else q
+        if len(qa):
+            r = qa.iloc[0]
+            d, lo, hi = float(r["delta"]), float(r["delta_ci_low"]), float(r["delta_ci_high"])
+            if math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0):
+                better = (lo > 0) == (an.suite.direction == "higher")
+                word = "better" if better else "worse"
+            else:
+                word = "no clear difference" if math.isfinite(lo) else ""
+            text += f". Final test {m}: {_ci(d, lo, hi)} vs baseline" + (f" ({word})" if word else "")
+        out.append((arm, text + "."))
+    return out
+
+
 def censoring_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
     """The censoring / restricted-mean table in the report's unit (Markdown and HTML)."""
     s = an.summary[an.summary["unit"] == an.unit]
@@ -852,6 +938,10 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
         "",
     ]
     lines += [f"- {w}" for w in an.warnings] or ["- none"]
+    if len(an.summary):
+        lines += ["", "## Verdict", "", VERDICT_RULE, ""]
+        lines += [f"- **{arm}** {x}" for arm, x in verdict_sentences(an)]
+        lines += ["", _md_table(*verdict_rows(an))]
     lines += [
         "",
         "## Headline: speedup over baseline",
