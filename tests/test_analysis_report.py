@@ -281,3 +281,21 @@ def test_verdict_reads_the_ci_and_respects_censoring():
     assert verdict(1.5, 1.1, 2.0, "?", 5) == "inconclusive (censored)"
     assert verdict(1.5, nan, nan, "", 2) == "too few seeds"
     assert verdict(nan, nan, nan, "", 5) == "n/a"
+
+
+def test_final_quality_counts_finished_runs_only(tmp_path):
+    """A run still running (or stopped part way) has no final value: its last evaluation, far
+    below the finished runs', must not drag the final-quality mean down."""
+    from benchmark.analysis.report import final_quality
+
+    s = write_suite(tmp_path, thresholds=(50.0, 80.0))
+    write_run(s, "baseline", 0, step_curve(2, 4))  # ends at 90
+    write_run(s, "baseline", 1, step_curve(2, 4))
+    write_run(s, "baseline", 2, step_curve(2, 4)[:1], status="running")  # 10 so far
+    write_run(s, "kd", 0, step_curve(1, 3))
+    write_run(s, "kd", 1, step_curve(1, 3)[:2], status="failed")  # stopped at 60
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = final_quality(load_suite(s), reps=200).set_index("arm")
+    assert q.loc["baseline", "n"] == 2 and q.loc["baseline", "mean"] == 90.0
+    assert q.loc["kd", "n"] == 1 and q.loc["kd", "n_paired"] == 1 and q.loc["kd", "delta"] == 0.0

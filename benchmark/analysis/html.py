@@ -20,6 +20,7 @@ from benchmark import __version__
 from benchmark.analysis.crossing import UNIT_LABELS
 from benchmark.analysis.report import (
     _PLOT_NOTES,
+    QUALITY_NOTE,
     VERDICT_RULE,
     SuiteAnalysis,
     _thr_label,
@@ -433,8 +434,7 @@ def render_html(
         _censoring_table(an) if len(an.summary) else '<p class="none">n/a</p>',
         "</section>",
         '<section><h2 id="quality-h">Final quality</h2>',
-        "<p>Last test evaluation of each run; mean over seeds [95% percentile bootstrap CI]; "
-        "delta = arm − baseline paired by seed.</p>",
+        f"<p>{esc(QUALITY_NOTE)}</p>",
         _quality_table(an),
         "</section>",
         '<section><h2 id="switch-h">Switch-off</h2>',

@@ -295,15 +295,25 @@ def compare_arm(
     return out, seeds
 
 
+FINISHED = ("complete", "diverged")  # run statuses whose last evaluation is final
+QUALITY_NOTE = (
+    "Last test evaluation of each finished run (complete or diverged; a run still running or "
+    "stopped part way has no final value yet); mean over seeds [95% percentile bootstrap CI]; "
+    "delta = arm - baseline paired by seed."
+)
+
+
 def final_quality(
     suite: SuiteData, *, reps: int = 10_000, seed: int = 0, baseline: str = BASELINE
 ) -> pd.DataFrame:
     """Final test value per arm and metric: mean [CI] over seeds and paired delta vs baseline.
 
     The final value of a run is its last test evaluation of that metric (for a diverged run
-    that may be NaN; NaNs are excluded and counted in n_nan).
+    that may be NaN; NaNs are excluded and counted in n_nan). Only finished runs (complete or
+    diverged) count: a run still running, or stopped part way, has no final value yet.
     """
-    ev = suite.evals[suite.evals["split"] == "test"]
+    finished = suite.runs.loc[suite.runs["status"].isin(FINISHED), "run_id"]
+    ev = suite.evals[(suite.evals["split"] == "test") & suite.evals["run_id"].isin(finished)]
     if ev.empty:
         return pd.DataFrame()
     last = (
@@ -970,8 +980,7 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
         "",
         "## Final quality",
         "",
-        "Last test evaluation of each run; mean over seeds [95% percentile bootstrap CI]; "
-        "delta = arm - baseline paired by seed.",
+        QUALITY_NOTE,
         "",
         _quality_md(an),
         "",
