@@ -132,6 +132,11 @@ def test_lower_is_better_speedup(tmp_path):
     assert r["point"] == pytest.approx(8.0 / 4.0)  # FID <= 20 at epoch 8 vs 4
     q = an.quality.set_index("arm")
     assert q.loc["kd", "delta"] == pytest.approx(-100.0 - (0.0))  # 100-200 vs 100-100
+    # the verdict reads direction: a lower final FID is better, reaching <= 20 sooner is sooner
+    from benchmark.analysis.report import verdict_sentences
+
+    (arm, text), = verdict_sentences(an)
+    assert arm == "kd" and "epochs: sooner at 20." in text and text.endswith("(better).")
 
 
 def test_post_hoc_thresholds_labelled_everywhere(tmp_path):
@@ -280,6 +285,8 @@ def test_verdict_reads_the_ci_and_respects_censoring():
     assert verdict(1.5, 1.1, 2.0, "<=", 5) == "inconclusive (censored)"
     assert verdict(1.5, 1.1, 2.0, "?", 5) == "inconclusive (censored)"
     assert verdict(1.5, nan, nan, "", 2) == "too few seeds"
+    assert verdict(3.0, 1.2, float("inf"), "", 5) == "sooner"  # an arm crossing at step 0
+    assert verdict(1.5, nan, nan, "", 5) == "CI n/a"
     assert verdict(nan, nan, nan, "", 5) == "n/a"
 
 
@@ -294,8 +301,11 @@ def test_final_quality_counts_finished_runs_only(tmp_path):
     write_run(s, "baseline", 2, step_curve(2, 4)[:1], status="running")  # 10 so far
     write_run(s, "kd", 0, step_curve(1, 3))
     write_run(s, "kd", 1, step_curve(1, 3)[:2], status="failed")  # stopped at 60
+    # diverged: finished, and its final value is the NaN it ended on, not an earlier 90
+    write_run(s, "kd", 2, [*step_curve(1, 3)[:4], (5.0, float("nan"))], status="diverged")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         q = final_quality(load_suite(s), reps=200).set_index("arm")
     assert q.loc["baseline", "n"] == 2 and q.loc["baseline", "mean"] == 90.0
-    assert q.loc["kd", "n"] == 1 and q.loc["kd", "n_paired"] == 1 and q.loc["kd", "delta"] == 0.0
+    assert q.loc["kd", "n"] == 1 and q.loc["kd", "n_nan"] == 1
+    assert q.loc["kd", "n_paired"] == 1 and q.loc["kd", "delta"] == 0.0

@@ -82,7 +82,7 @@ def test_self_contained_with_warnings_plots_and_provenance(report_dir):
     )
     # Warnings, prominently, before the headline: failed health check, censoring, <3 seeds,
     # post hoc threshold.
-    warn = page[page.index('id="warnings"') : page.index('id="headline-h"')]
+    warn = page[page.index('id="warnings"') : page.index('id="verdict-h"')]
     assert "Baseline health check: FAIL" in warn
     assert "never reached it (censored)" in warn
     assert "arm nt: 2 paired seed(s) -&gt; CI not meaningful" in warn
@@ -118,7 +118,10 @@ def test_verdict_section_matches_summary(report_dir):
     assert set(summary.loc[summary["arm"] == "nt", "verdict"]) == {"too few seeds"}
     md = (report_dir / "report.md").read_text(encoding="utf-8")
     v = md[md.index("## Verdict") : md.index("## Headline")]
-    assert "- **kd** vs baseline, 3 paired seed(s), in epochs: sooner at 50, 80, 70 (post hoc)" in v
+    assert (
+        "- **kd** vs baseline, 3 paired seed(s), in epochs: sooner at 50, 80 (post hoc "
+        "thresholds, exploratory only: sooner at 70)" in v
+    )
     assert "- **nt** vs baseline, 2 paired seed(s), in epochs: too few seeds" in v
     page = (report_dir / "index.html").read_text(encoding="utf-8")
     sec = page[page.index('id="verdict-h"') : page.index('id="headline-h"')]

@@ -159,7 +159,7 @@ def _table(
 def _verdict_section(an: SuiteAnalysis) -> str:
     """The report's plain-words reading; sooner / slower cells coloured."""
     if not len(an.summary):
-        return ""
+        return '<section><h2 id="verdict-h">Verdict</h2><p class="none">n/a</p></section>'
     header, rows = verdict_rows(an)
     attrs = [[{}, {}] + [{"class": f"v-{c}"} if c in ("sooner", "slower") else {} for c in r[2:]]
              for r in rows]

@@ -45,7 +45,7 @@ SUMMARY_COLUMNS = [
 
 # The plain-words reading of one speedup row (summary.csv `verdict`), decided by its 95% CI.
 SOONER, SLOWER, NO_DIFF = "sooner", "slower", "no clear difference"
-CENSORED, FEW_SEEDS, NA = "inconclusive (censored)", "too few seeds", "n/a"
+CENSORED, FEW_SEEDS, NA, NO_CI = "inconclusive (censored)", "too few seeds", "n/a", "CI n/a"
 VERDICT_RULE = (
     "Read mechanically from the tables below: 'sooner' / 'slower' where the 95% paired "
     "bootstrap CI of the speedup excludes 1 (and censoring cannot overturn it), 'no clear "
@@ -170,8 +170,10 @@ def verdict(point: float, ci_low: float, ci_high: float, bound: str, n_seeds: in
     'slower', a '<=' ratio the reverse, a '?' ratio neither."""
     if not math.isfinite(point):
         return NA
-    if n_seeds < MIN_SEEDS_FOR_CI or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+    if n_seeds < MIN_SEEDS_FOR_CI:
         return FEW_SEEDS
+    if math.isnan(ci_low) or math.isnan(ci_high):  # an infinite end is a valid CI end
+        return NO_CI
     if ci_low > 1 and bound in ("", ">="):
         return SOONER
     if ci_high < 1 and bound in ("", "<="):
@@ -316,10 +318,10 @@ def final_quality(
     ev = suite.evals[(suite.evals["split"] == "test") & suite.evals["run_id"].isin(finished)]
     if ev.empty:
         return pd.DataFrame()
-    last = (
+    last = (  # tail(1), not last(): last() skips NaN, and a diverged run may end on NaN
         ev.sort_values(["run_id", "step"], kind="stable")
         .groupby(["arm", "seed", "metric"], as_index=False)
-        .last()
+        .tail(1)
     )
     rows = []
     cache: dict[int, np.ndarray] = {}
@@ -492,7 +494,7 @@ def analyze_suite(
                 counts_cache=cache,
             )
             sw.insert(0, "arm", arm)
-            sweeps.append(sw.drop(columns=["per_seed_ratios"]))
+            sweeps.append(sw.drop(columns=["per_seed_ratios", "verdict"]))  # no grid verdicts
     if summ:
         summary = pd.concat(summ, ignore_index=True)
         summary["post_hoc"] = summary["threshold"].map(ph_map).astype(bool)
@@ -720,13 +722,19 @@ def verdict_sentences(an: SuiteAnalysis) -> list[tuple[str, str]]:
     for arm, g in s.groupby("arm", sort=False):
         head = g[g["unit"] == an.unit]
         n = int(head["n_seeds"].max()) if len(head) else 0
-        groups: dict[str, list[str]] = {}
-        for r in head.itertuples(index=False):
-            groups.setdefault(r.verdict, []).append(_thr_label(r.threshold, r.post_hoc))
-        parts = [f"{v} at {', '.join(ts)}" for v, ts in groups.items()]
+        def grouped(rows) -> str:
+            groups: dict[str, list[str]] = {}
+            for r in rows:
+                groups.setdefault(r.verdict, []).append(f"{r.threshold:g}")
+            return "; ".join(f"{v} at {', '.join(ts)}" for v, ts in groups.items())
+
+        pre = [r for r in head.itertuples(index=False) if not r.post_hoc]
+        post = [r for r in head.itertuples(index=False) if r.post_hoc]
         text = f"vs baseline, {n} paired seed(s), in {UNIT_LABELS[an.unit]}: " + (
-            "; ".join(parts) or "no thresholds"
+            grouped(pre) or "no pre-registered thresholds"
         )
+        if post:
+            text += f" (post hoc thresholds, exploratory only: {grouped(post)})"
         differ = []
         for u in [u for u in UNITS if u != an.unit]:
             gu = dict(zip(g.loc[g["unit"] == u, "threshold"], g.loc[g["unit"] == u, "verdict"]))
