@@ -170,3 +170,50 @@ def test_torn_line_dropped_and_lost_time_reported(done_suite):
     assert ev and ev[0]["dropped_lines"] == 2 and ev[0]["lost_steps"] == 3
     assert not (rdir / "checkpoints" / "heartbeat.json").exists()  # counted once
     shutil.rmtree(results)
+
+
+def test_missing_teacher_weights_are_rebuilt_and_checked(tmp_path, inproc_env):
+    """A fresh clone keeps the teacher's text records but not teacher.pt (weights stay out of
+    git): the teacher counts as pending, is trained again, matches its record, and the runs
+    still to do distill from it exactly as they would have from the original weights."""
+    from benchmark.runner.execute import plan, run_suite
+    from benchmark.suite import validate_dict
+
+    suite = validate_dict(tiny_suite_dict(name="clone"))
+    results = tmp_path / "r"
+    assert set(run_suite(suite, results, log=lambda *_: None).values()) == {"complete"}
+    sdir = results / "clone"
+    tdir = next((sdir / "teachers").iterdir())
+    w2s = next(p for p in (sdir / "runs").iterdir() if p.name.startswith("w2s"))
+    recorded = read_json(tdir / "teacher.json")["metrics"]
+    w2s_rows = _rows(w2s)
+    # what a clone of the committed results looks like, with the distilled run still to do
+    (tdir / "teacher.pt").unlink()
+    shutil.rmtree(tdir / "checkpoints", ignore_errors=True)
+    shutil.rmtree(w2s)
+    st = {it.id: it.status for it in plan(suite, results)}
+    assert st[tdir.name] == "pending" and st[w2s.name] == "pending"
+
+    logs: list[str] = []
+    out = run_suite(suite, results, log=logs.append)
+    assert set(out.values()) == {"complete"}
+    assert any("teacher.pt is missing" in m for m in logs)
+    man = read_json(tdir / "manifest.json")
+    assert man["status"] == "complete"
+    assert man["rebuilt"] == {"reason": "teacher.pt missing", "matches_record": True, "recorded_metrics": recorded}
+    assert read_json(tdir / "teacher.json")["metrics"] == recorded
+    assert _rows(w2s) == w2s_rows
+
+    # a record the rebuilt teacher does not reproduce is said loudly and kept in the manifest
+    info = read_json(tdir / "teacher.json")
+    info["metrics"]["test"]["accuracy"] += 1.0
+    from benchmark.runner.store import write_json
+
+    write_json(tdir / "teacher.json", info)
+    (tdir / "teacher.pt").unlink()
+    logs.clear()
+    run_suite(suite, results, log=logs.append)
+    man = read_json(tdir / "manifest.json")
+    assert man["rebuilt"]["matches_record"] is False
+    assert man["rebuilt"]["recorded_metrics"] == info["metrics"]
+    assert any("differ from the recorded" in m for m in logs)

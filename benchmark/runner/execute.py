@@ -52,6 +52,24 @@ def item_status(path: Path) -> str:
         return "unknown"
 
 
+def teacher_status(path: Path) -> str:
+    """item_status, except that a complete teacher whose weights are gone is pending: results keep
+    text records and weights stay local, so a fresh clone has teacher.json but no teacher.pt.
+    Such a teacher is trained (or loaded from its checkpoint) again; training is deterministic
+    on the same device and thread count, and run_teacher checks the metrics against the record."""
+    s = item_status(path)
+    if s == "complete" and not (path / "teacher.pt").exists():
+        return "pending"
+    return s
+
+
+def _same_metrics(a: dict, b: dict, tol: float = 1e-6) -> bool:
+    """Two {split: {metric: value}} records agree on every number they share (and share a split)."""
+    shared = [(sp, k) for sp in a if sp in b for k in a[sp] if k in b[sp]]
+    return bool(shared) and all(abs(float(a[sp][k]) - float(b[sp][k])) <= tol * max(1.0, abs(float(a[sp][k])))
+                                for sp, k in shared)
+
+
 def plan(suite: Suite, results_dir: Path, arms: list[str] | None = None, seeds: list[int] | None = None) -> list[PlanItem]:
     """Teachers first, then runs seed by seed (every arm of seed 0, then seed 1, ...), with every
     `same_as` target before its followers: a suite stopped part way leaves complete paired seeds
@@ -70,7 +88,7 @@ def plan(suite: Suite, results_dir: Path, arms: list[str] | None = None, seeds: 
         if sp["teacher"] and sp["teacher"]["id"] not in teachers:
             ts = teacher_spec(suite, s, s.distill.teacher)
             teachers[ts["teacher_id"]] = PlanItem("teacher", ts["teacher_id"], None, None, ts,
-                                                  status=item_status(sdir / "teachers" / ts["teacher_id"]))
+                                                  status=teacher_status(sdir / "teachers" / ts["teacher_id"]))
     items += teachers.values()
     by_arm_seed = {(sp["arm"], sp["seed"]): sp["run_id"] for sp in specs}
     followers, leaders = [], []
@@ -229,16 +247,21 @@ class Executor:
 
         tspec = item.spec
         tdir = self.teacher_dir(item.id)
-        if item_status(tdir) == "complete":
+        if teacher_status(tdir) == "complete":
             return "complete"
         lock = RunLock(tdir / "lock")
         if not _claim(lock):
             # another process is training this teacher: run_suite does other work and polls,
             # so the teacher is trained once however many students wait for it
-            return "complete" if item_status(tdir) == "complete" else "locked"
-        if item_status(tdir) == "complete":
+            return "complete" if teacher_status(tdir) == "complete" else "locked"
+        if teacher_status(tdir) == "complete":
             lock.release()
             return "complete"
+        recorded = None
+        if item_status(tdir) == "complete" and (tdir / "teacher.json").exists():
+            recorded = read_json(tdir / "teacher.json").get("metrics")
+            self.log(f"[yellow]teacher {tspec['name']}: teacher.pt is missing (weights are not kept with "
+                     "the results); rebuilding it and checking it against the recorded metrics[/]")
         try:
             settings = self._teacher_settings(tspec)
             device = self.device(settings)
@@ -298,7 +321,16 @@ class Executor:
                     "model": tspec["model"]["name"], "metrics": final, "cost": cost, "source": source,
                     "metric": settings.targets.metric}
             write_json(tdir / "teacher.json", info)
-            self.finish(tdir, "complete")
+            extra = {}
+            if recorded is not None:
+                same = _same_metrics(recorded, final)
+                extra["rebuilt"] = {"reason": "teacher.pt missing", "matches_record": same,
+                                    "recorded_metrics": recorded}
+                if not same:
+                    self.log(f"[red]teacher {tspec['name']}: the rebuilt teacher's metrics {final} differ from "
+                             f"the recorded {recorded} (another device, thread count or library version?); "
+                             "runs distilled from the old weights are not comparable with new ones[/]")
+            self.finish(tdir, "complete", **extra)
             m = final.get("test", {}).get(settings.targets.metric)
             h = final.get("holdout", {}).get(settings.targets.metric)
             self.log(f"teacher {tspec['name']} ({tspec['model']['name']}): test {settings.targets.metric} "
