@@ -20,7 +20,9 @@ train, distill).
 
 manifest.json keys: schema_version, run_id, status (running|complete|diverged|failed),
 git {sha, dirty}, versions {python, torch, ...}, device, threads, started, ended,
-resumed (int), lost_wall_s (float), host.
+resumed (int), lost_wall_s (float), host; a teacher trained again because its teacher.pt
+was missing also has rebuilt {reason, matches_record (bool), recorded_metrics} (optional,
+additive: schema_version unchanged).
 
 teacher.json keys: schema_version, teacher_id, name, model, metrics {holdout: {metric:
 value}, test: {metric: value}}, cost {epochs, steps, samples, train_wall_s, eval_wall_s,
