@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_cmd, tiny_suite_dict
 
-from benchmark.runner.store import read_json, read_jsonl
+from benchmark.runner.store import read_json, read_jsonl, write_json
 
 WALL = ("train_wall_s", "eval_wall_s")
 N_KILLS = 4
@@ -143,7 +143,6 @@ def done_suite(tmp_path, inproc_env):
 
 def test_torn_line_dropped_and_lost_time_reported(done_suite):
     from benchmark.runner.execute import run_suite
-    from benchmark.runner.store import write_json
 
     suite, results, rdir = done_suite
     before = (rdir / "metrics.jsonl").read_bytes()
@@ -207,8 +206,6 @@ def test_missing_teacher_weights_are_rebuilt_and_checked(tmp_path, inproc_env):
     # a record the rebuilt teacher does not reproduce is said loudly and kept in the manifest
     info = read_json(tdir / "teacher.json")
     info["metrics"]["test"]["accuracy"] += 1.0
-    from benchmark.runner.store import write_json
-
     write_json(tdir / "teacher.json", info)
     (tdir / "teacher.pt").unlink()
     logs.clear()

@@ -4,6 +4,7 @@ followers, complete runs skipped, every run behind a lock, every file in the con
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import traceback
@@ -66,7 +67,7 @@ def teacher_status(path: Path) -> str:
 def _same_metrics(a: dict, b: dict, tol: float = 1e-6) -> bool:
     """Two {split: {metric: value}} records agree on every number they share (and share a split)."""
     shared = [(sp, k) for sp in a if sp in b for k in a[sp] if k in b[sp]]
-    return bool(shared) and all(abs(float(a[sp][k]) - float(b[sp][k])) <= tol * max(1.0, abs(float(a[sp][k])))
+    return bool(shared) and all(math.isclose(float(a[sp][k]), float(b[sp][k]), rel_tol=tol, abs_tol=tol)
                                 for sp, k in shared)
 
 
