@@ -214,3 +214,17 @@ def test_missing_teacher_weights_are_rebuilt_and_checked(tmp_path, inproc_env):
     assert man["rebuilt"]["matches_record"] is False
     assert man["rebuilt"]["recorded_metrics"] == info["metrics"]
     assert any("differ from the recorded" in m for m in logs)
+    # ...and the record it replaces is kept, not overwritten: superseded/1 is the original
+    # build, superseded/2 the record edited above; the current teacher.json is generation 3
+    kept = tdir / "superseded"
+    assert sorted(p.name for p in kept.iterdir()) == ["1", "2"]
+    assert read_json(kept / "1" / "teacher.json")["metrics"] == recorded
+    assert read_json(kept / "2" / "teacher.json")["metrics"] == info["metrics"]
+    assert (kept / "1" / "metrics.jsonl").exists() and read_json(kept / "1" / "manifest.json")["status"] == "complete"
+    now = read_json(tdir / "teacher.json")
+    assert now["generation"] == 3 and now["rebuilt"]["matches_record"] is False
+    # every distilled run records the teacher build it learned from
+    assert read_json(w2s / "manifest.json")["teacher_generations"] == [2]
+    shutil.rmtree(w2s)
+    run_suite(suite, results, log=lambda *_: None)
+    assert read_json(w2s / "manifest.json")["teacher_generations"] == [3]

@@ -64,6 +64,40 @@ def teacher_status(path: Path) -> str:
     return s
 
 
+_RECORD = ("teacher.json", "manifest.json", "metrics.jsonl", "events.jsonl", "spec.json")
+
+
+def _superseded(tdir: Path) -> list[Path]:
+    """Earlier records of a teacher that was trained again, oldest first (superseded/1, 2, ...)."""
+    root = tdir / "superseded"
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def _supersede(tdir: Path) -> None:
+    """Move a complete teacher's record to superseded/<n>/ before it is trained again, so the
+    metrics the existing runs were distilled from stay on disk (and in git). Crash-safe: the copy
+    is assembled under a temporary name and renamed; a rerun after a crash between the rename and
+    the removal finds the same teacher.json already kept and does not keep it twice."""
+    import shutil
+
+    previous = _superseded(tdir)
+    current = (tdir / "teacher.json").read_bytes()
+    if not (previous and (previous[-1] / "teacher.json").read_bytes() == current):
+        dest = tdir / "superseded" / str(len(previous) + 1)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for f in _RECORD:
+            if (tdir / f).exists():
+                shutil.copy2(tdir / f, tmp / f)
+        os.replace(tmp, dest)
+    for f in _RECORD:
+        if f != "spec.json":
+            remove(tdir / f)
+
+
 def _same_metrics(a: dict, b: dict, tol: float = 1e-6) -> bool:
     """Two {split: {metric: value}} records agree on every number they share (and share a split)."""
     shared = [(sp, k) for sp in a if sp in b for k in a[sp] if k in b[sp]]
@@ -260,9 +294,13 @@ class Executor:
             return "complete"
         recorded = None
         if item_status(tdir) == "complete" and (tdir / "teacher.json").exists():
-            recorded = read_json(tdir / "teacher.json").get("metrics")
-            self.log(f"[yellow]teacher {tspec['name']}: teacher.pt is missing (weights are not kept with "
-                     "the results); rebuilding it and checking it against the recorded metrics[/]")
+            # the record the existing runs were distilled from is kept, not overwritten
+            _supersede(tdir)
+            self.log(f"[yellow]teacher {tspec['name']}: teacher.pt is missing; rebuilding it (the old record "
+                     "is kept under superseded/) and checking it against the recorded metrics[/]")
+        previous = _superseded(tdir)
+        if previous and not (tdir / "teacher.json").exists():
+            recorded = read_json(previous[-1] / "teacher.json").get("metrics")
         try:
             settings = self._teacher_settings(tspec)
             device = self.device(settings)
@@ -320,17 +358,21 @@ class Executor:
             atomic_write_bytes(tdir / "teacher.pt", buf.getvalue())
             info = {"schema_version": SCHEMA_VERSION, "teacher_id": item.id, "name": tspec["name"],
                     "model": tspec["model"]["name"], "metrics": final, "cost": cost, "source": source,
-                    "metric": settings.targets.metric}
-            write_json(tdir / "teacher.json", info)
+                    "metric": settings.targets.metric, "generation": len(previous) + 1}
             extra = {}
             if recorded is not None:
                 same = _same_metrics(recorded, final)
                 extra["rebuilt"] = {"reason": "teacher.pt missing", "matches_record": same,
                                     "recorded_metrics": recorded}
+                info["rebuilt"] = extra["rebuilt"]
+            write_json(tdir / "teacher.json", info)
+            if recorded is not None:
                 if not same:
                     self.log(f"[red]teacher {tspec['name']}: the rebuilt teacher's metrics {final} differ from "
                              f"the recorded {recorded} (another device, thread count or library version?); "
-                             "runs distilled from the old weights are not comparable with new ones[/]")
+                             "runs distilled from the old weights are not comparable with new ones: each "
+                             "run records the teacher generation it used and the report flags arms that "
+                             "mix them[/]")
             self.finish(tdir, "complete", **extra)
             m = final.get("test", {}).get(settings.targets.metric)
             h = final.get("holdout", {}).get(settings.targets.metric)
@@ -417,6 +459,11 @@ class Executor:
                 # started but never reached its first checkpoint: start clean
                 for f in ("metrics.jsonl", "events.jsonl"):
                     remove(rdir / f)
+            if tinfo is not None:
+                # which build of the teacher this run learned from (a resumed run may span two)
+                used = (read_json(rdir / "manifest.json").get("teacher_generations")
+                        if (rdir / "manifest.json").exists() and loop.clock.step > 0 else None) or []
+                extra["teacher_generations"] = sorted({*used, tinfo.get("generation", 1)})
             self.manifest(rdir, item.id, "running", device, settings.threads, extra)
             loop.on_eval = self._heartbeat(rdir)
             res = loop.run()

@@ -38,7 +38,20 @@ def device_info(device) -> str:
 
     if device.type == "cuda":
         return f"cuda:{device.index or 0} {torch.cuda.get_device_name(device)}"
-    return f"cpu {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    # the CPU model and the instruction set torch dispatches to: both change the numerics (and
+    # the speed), so runs from two machines can be told apart
+    return f"cpu {cpu_model()} {torch.backends.cpu.get_cpu_capability()} ({torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def host() -> str:
