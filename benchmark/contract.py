@@ -21,12 +21,18 @@ train, distill).
 manifest.json keys: schema_version, run_id, status (running|complete|diverged|failed),
 git {sha, dirty}, versions {python, torch, ...}, device, threads, started, ended,
 resumed (int), lost_wall_s (float), host; a teacher trained again because its teacher.pt
-was missing also has rebuilt {reason, matches_record (bool), recorded_metrics} (optional,
-additive: schema_version unchanged).
+was missing also has rebuilt {reason, matches_record (bool), recorded_metrics}; a run with a
+teacher has teacher_generations (the builds of its teacher it learned from; absent in runs
+from before builds were recorded: build 1). Device is "cpu <model> <ISA> (N threads)" or
+"cuda:N <name>" (older runs: "cpu <arch> (N threads)"). All optional and additive:
+schema_version unchanged.
 
 teacher.json keys: schema_version, teacher_id, name, model, metrics {holdout: {metric:
 value}, test: {metric: value}}, cost {epochs, steps, samples, train_wall_s, eval_wall_s,
-flops}, source ("trained" | "checkpoint").
+flops}, source ("trained" | "checkpoint"); optional generation (build number, default 1) and
+rebuilt (as in the manifest). A teacher trained again keeps each earlier build's record
+(teacher.json, manifest.json, metrics.jsonl, events.jsonl, spec.json) under
+teachers/<teacher_id>/superseded/<build>/.
 
 events.jsonl rows: {event, epoch, step, wall (unix time), ...}; events used downstream:
 switch_off {epoch, step, student_holdout, teacher_holdout, reason}, kd_zero (end of a

@@ -309,3 +309,46 @@ def test_final_quality_counts_finished_runs_only(tmp_path):
     assert q.loc["baseline", "n"] == 2 and q.loc["baseline", "mean"] == 90.0
     assert q.loc["kd", "n"] == 1 and q.loc["kd", "n_nan"] == 1
     assert q.loc["kd", "n_paired"] == 1 and q.loc["kd", "delta"] == 0.0
+
+
+def test_rebuilt_teacher_and_device_mix_are_reported(tmp_path):
+    """A teacher trained again after its weights were lost keeps its old record under
+    superseded/; a run records the build it learned from. The report gives each run its own
+    build's metrics and says when an arm mixes builds, or pairs runs from different devices."""
+    import json
+
+    s = write_suite(tmp_path)
+    write_teacher(s, holdout=57.3, test=54.5)  # build 1 ...
+    old = s / "teachers" / "t1" / "superseded" / "1"
+    old.mkdir(parents=True)
+    (s / "teachers" / "t1" / "teacher.json").rename(old / "teacher.json")
+    write_teacher(s, holdout=56.6, test=54.2)  # ... and build 2, the current one
+    cur = json.loads((s / "teachers" / "t1" / "teacher.json").read_text())
+    (s / "teachers" / "t1" / "teacher.json").write_text(json.dumps({**cur, "generation": 2}))
+    for seed in range(3):
+        later = {"device": "cpu B", "teacher_generations": [2]} if seed == 2 else {"device": "cpu A"}
+        write_run(s, "baseline", seed, step_curve(1, 4), budget_epochs=10,
+                  manifest_extra={"device": "cpu A"})
+        write_run(s, "kd", seed, step_curve(1, 3), budget_epochs=10, teacher="t1",
+                  switch_epoch=2.0, manifest_extra=later)
+    an = analyze_suite(load_suite(s), reps=200)
+    sw = an.switch.set_index("seed")
+    assert list(sw["teacher_generation"]) == ["1", "1", "2"]
+    assert list(sw["teacher_holdout"]) == [57.3, 57.3, 56.6]
+    assert list(sw["teacher_test"]) == [54.5, 54.5, 54.2]
+    mixed = [w for w in an.warnings if "different builds of teacher t1" in w]
+    assert len(mixed) == 1 and "seed(s) 0, 1 from build 1 (held-out 57.3, test 54.5)" in mixed[0]
+    assert "seed(s) 2 from build 2 (held-out 56.6, test 54.2)" in mixed[0]
+    dev = [w for w in an.warnings if "another device" in w]
+    assert len(dev) == 1 and dev[0].startswith("arm kd: seed(s) 2 ")
+    # wall-clock ratios across machines are not computed; the other units are
+    sec = an.summary[an.summary["unit"] == "seconds"]
+    assert sec["point"].isna().all() and set(sec["verdict"]) == {"n/a"}
+    assert all("seed(s) 2 ran on another device" in n for n in sec["notes"])
+    ep = an.summary[an.summary["unit"] == "epochs"]
+    assert ep["point"].notna().all()
+    [md_path] = write_report([s], tmp_path / "reports", reps=200)
+    md = md_path.read_text()
+    assert "57.3 / 56.6" in md and "different builds of teacher t1" in md
+    html = (md_path.parent / "index.html").read_text()
+    assert "t1 (build 1, superseded)" in html and "t1 (build 2)" in html

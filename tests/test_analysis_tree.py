@@ -92,6 +92,7 @@ def write_run(
     run_id: str | None = None,
     truncate_last: bool = False,
     schema_version: int = SCHEMA_VERSION,
+    manifest_extra: dict | None = None,
 ) -> str:
     """curve: [(epoch, test value), ...]; one holdout row (value - 1) per evaluation too."""
     run_id = run_id or f"{arm}-s{seed}"
@@ -125,6 +126,7 @@ def write_run(
         "resumed": 0,
         "lost_wall_s": 0.0,
         "host": "h",
+        **(manifest_extra or {}),
     }
     (d / "manifest.json").write_text(json.dumps(man))
     lines = []

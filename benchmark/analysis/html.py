@@ -326,12 +326,16 @@ def _teachers_table(an: SuiteAnalysis) -> str:
         return ""
     header = ["teacher id", "name", "model", "source", "holdout", "test", "cost"]
     rows = []
-    for tid, t in an.suite.teachers.items():
+    builds = [(tid, b, f" (build {i + 1}, superseded)") for tid, t in an.suite.teachers.items()
+              for i, b in enumerate(t.get("superseded") or [])]
+    builds += [(tid, t, f" (build {t.get('generation', len(t['superseded']) + 1)})" if t.get("superseded") else "")
+               for tid, t in an.suite.teachers.items()]
+    for tid, t, label in sorted(builds, key=lambda x: x[0]):
         m = t.get("metrics") or {}
         cost = t.get("cost") or {}
         rows.append(
             [
-                tid,
+                tid + label,
                 t.get("name", ""),
                 t.get("model", ""),
                 t.get("source", ""),

@@ -31,7 +31,7 @@ EVAL_COLUMNS = ("run_id", "arm", "seed", *METRIC_ROW_KEYS, "flops_teacher_train"
 RUN_COLUMNS = (
     "run_id", "arm", "seed", "status", "task", "teacher_id", "teacher_name",
     "budget_epochs", "budget_steps", "train_epochs", "n_evals",
-    "switch_epoch", "switch_step", "teacher_train_flops",
+    "switch_epoch", "switch_step", "teacher_train_flops", "teacher_generation",
     "git_sha", "git_dirty", "device", "torch_version", "python_version", "threads",
     "started", "ended", "resumed", "lost_wall_s", "host",
 )  # fmt: skip
@@ -52,7 +52,8 @@ class SuiteData:
     evals:    one row per (run, evaluation, split, metric); columns EVAL_COLUMNS.
     runs:     one row per run; columns RUN_COLUMNS (switch_* NaN when no switch_off event).
     events:   one row per event line; columns run_id, arm, seed, event, epoch, step + extras.
-    teachers: teacher_id -> parsed teacher.json.
+    teachers: teacher_id -> parsed teacher.json, plus "superseded": the teacher.json of each
+              earlier build (a teacher trained again), oldest first.
     specs:    run_id -> parsed spec.json (for provenance; analysis reads only a few keys).
     """
 
@@ -176,8 +177,20 @@ def _load_teachers(suite_dir: Path) -> dict[str, dict[str, Any]]:
         if path.is_file():
             data = _read_json(path)
             _check_schema(data, path)
+            # earlier builds of a teacher trained again (superseded/1, 2, ...; see runner)
+            old = sorted((p for p in (d / "superseded").glob("*/teacher.json") if p.parent.name.isdigit()),
+                         key=lambda p: int(p.parent.name))
+            data["superseded"] = [_read_json(p) for p in old]
             teachers[str(data.get("teacher_id", d.name))] = data
     return teachers
+
+
+def teacher_build(teacher: dict[str, Any], generation: int) -> dict[str, Any]:
+    """The teacher.json of one build of a teacher: the current one or a superseded one."""
+    if int(teacher.get("generation", 1)) == generation:
+        return teacher
+    old = teacher.get("superseded") or []
+    return old[generation - 1] if 0 < generation <= len(old) else {}
 
 
 def _float(x: Any) -> float:
@@ -270,6 +283,10 @@ def load_suite(suite_dir: Path | str) -> SuiteData:
             "switch_epoch": _float(switch.get("epoch")) if switch else float("nan"),
             "switch_step": _float(switch.get("step")) if switch else float("nan"),
             "teacher_train_flops": t_flops,
+            # the build(s) of the teacher this run learned from; runs from before builds were
+            # recorded used the first one
+            "teacher_generation": (",".join(str(g) for g in man.get("teacher_generations") or [1])
+                                   if teacher_id else None),
             "git_sha": git.get("sha"), "git_dirty": git.get("dirty"),
             "device": man.get("device"),
             "torch_version": versions.get("torch"), "python_version": versions.get("python"),

@@ -24,7 +24,7 @@ import pandas as pd
 
 from benchmark import __version__
 from benchmark.analysis.crossing import UNIT_LABELS, UNITS, restricted_mean, time_to_threshold
-from benchmark.analysis.load import ResultsError, SuiteData, find_suites, load_suite
+from benchmark.analysis.load import ResultsError, SuiteData, find_suites, load_suite, teacher_build
 from benchmark.analysis.stats import (
     CI_METHODS,
     MIN_SEEDS_FOR_CI,
@@ -372,7 +372,9 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
     runs = suite.runs[suite.runs["teacher_id"].notna()]
     rows = []
     for r in runs.itertuples(index=False):
-        t = suite.teachers.get(r.teacher_id) or {}
+        gens = str(r.teacher_generation or "1")
+        # the build the run learned from (a run resumed across a rebuild: the last one)
+        t = teacher_build(suite.teachers.get(r.teacher_id) or {}, int(gens.split(",")[-1]))
         m = t.get("metrics") or {}
         rows.append(
             {
@@ -384,6 +386,7 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
                 "switch_step": r.switch_step,
                 "teacher_id": r.teacher_id,
                 "teacher_name": r.teacher_name,
+                "teacher_generation": gens,
                 "teacher_holdout": (m.get("holdout") or {}).get(suite.metric, np.nan),
                 "teacher_test": (m.get("test") or {}).get(suite.metric, np.nan),
             }
@@ -397,10 +400,54 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
         "switch_step",
         "teacher_id",
         "teacher_name",
+        "teacher_generation",
         "teacher_holdout",
         "teacher_test",
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+def provenance_warnings(suite: SuiteData) -> list[str]:
+    """What a reader must know about where the runs came from: an arm whose runs learned from
+    different builds of a teacher (a teacher trained again, e.g. on another CPU, is not
+    bit-identical), and arms whose runs ran on other devices than their paired baseline runs
+    (wall-clock seconds then compare machine speeds too; epochs, steps and FLOPs do not)."""
+    out = []
+    runs = suite.runs[suite.runs["status"] == "complete"]
+    for arm, g in runs[runs["teacher_id"].notna()].groupby("arm", sort=False):
+        if g["teacher_generation"].nunique() < 2:
+            continue
+        tid = g["teacher_id"].iloc[0]
+        t = suite.teachers.get(tid) or {}
+        parts = []
+        for gen, gg in g.groupby("teacher_generation", sort=True):
+            m = teacher_build(t, int(str(gen).split(",")[-1])).get("metrics") or {}
+            parts.append(
+                f"seed(s) {', '.join(str(x) for x in sorted(gg['seed']))} from build {gen} (held-out "
+                f"{fmt_num((m.get('holdout') or {}).get(suite.metric, np.nan), 4)}, test "
+                f"{fmt_num((m.get('test') or {}).get(suite.metric, np.nan), 4)})"
+            )
+        out.append(
+            f"arm {arm}: runs learned from different builds of teacher {tid} (it was trained again "
+            f"after its weights were lost; earlier records under teachers/{tid}/superseded/): "
+            + "; ".join(parts)
+        )
+    for arm in dict.fromkeys(runs.loc[runs["arm"] != BASELINE, "arm"]):
+        seeds = _other_device_seeds(suite, arm, sorted(set(runs.loc[runs["arm"] == arm, "seed"])))
+        if seeds:
+            out.append(
+                f"arm {arm}: seed(s) {', '.join(map(str, seeds))} ran on another device than the "
+                "baseline run of the same seed (provenance table), so its speedups in seconds are "
+                "not computed (n/a); epochs, steps and FLOPs do not depend on the machine"
+            )
+    return out
+
+
+def _other_device_seeds(suite: SuiteData, arm: str, seeds) -> list[int]:
+    """Seeds whose `arm` run and baseline run record different devices."""
+    dev = suite.runs.drop_duplicates(["arm", "seed"], keep="last").set_index(["arm", "seed"])["device"]
+    return [int(s) for s in seeds if (arm, s) in dev.index and (BASELINE, s) in dev.index
+            and str(dev[(arm, s)]) != str(dev[(BASELINE, s)])]
 
 
 def analyze_suite(
@@ -470,6 +517,17 @@ def analyze_suite(
         df, seeds = compare_arm(
             cross, arm, reps=reps, seed=seed, ci_method=ci_method, counts_cache=cache
         )
+        other = _other_device_seeds(suite, arm, seeds)
+        if other:
+            # a ratio of wall-clock times from two machines measures the machines
+            sec = df["unit"] == "seconds"
+            df.loc[sec, ["point", "ci_low", "ci_high", "rmst_ratio", "p_sooner"]] = np.nan
+            df.loc[sec, "verdict"] = NA
+            df.loc[sec, "notes"] = [
+                "; ".join(x for x in (n, f"n/a: seed(s) {', '.join(map(str, other))} ran on another "
+                                         "device than their baseline run") if x)
+                for n in df.loc[sec, "notes"]
+            ]
         df.insert(0, "arm", arm)
         summ.append(df)
         n_arm = int((suite.runs["arm"] == arm).sum())
@@ -541,6 +599,7 @@ def analyze_suite(
         sweep["post_hoc"] = [
             any(_is_close(t, p) for p, f in zip(thr, post_hoc) if f) for t in sweep["threshold"]
         ]
+    msgs += provenance_warnings(suite)
     bad_tt = suite.runs[suite.runs["teacher_train_flops"].isna()]
     if len(bad_tt):
         msgs.append(
@@ -836,14 +895,19 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
         rows.append([
             arm,
             ", ".join(sorted({str(x) for x in g["teacher_name"].fillna(g["teacher_id"])})),
-            fmt_num(g["teacher_holdout"].astype(float).iloc[0], 4),
-            fmt_num(g["teacher_test"].astype(float).iloc[0], 4),
+            _distinct(g["teacher_holdout"]),
+            _distinct(g["teacher_test"]),
             f"{int(np.isfinite(e).sum())}/{len(g)}",
             fmt_num(e.median(), 4),
             fmt_num(g["switch_step"].astype(float).median(), 6),
             per,
         ])
     return header, rows
+
+
+def _distinct(values: pd.Series) -> str:
+    """One value, or each distinct one (an arm whose runs used two builds of its teacher)."""
+    return " / ".join(fmt_num(v, 4) for v in dict.fromkeys(values.astype(float)))
 
 
 def _switch_md(an: SuiteAnalysis) -> str:
@@ -1112,8 +1176,8 @@ def render_tex(an: SuiteAnalysis) -> str:
             out.append(
                 f"{tex_escape(arm)} & {int(np.isfinite(e).sum())}/{len(g)} & "
                 f"{fmt_num(e.median(), 4)} & "
-                f"{fmt_num(g['teacher_holdout'].astype(float).iloc[0], 4)} & "
-                f"{fmt_num(g['teacher_test'].astype(float).iloc[0], 4)} \\\\"
+                f"{_distinct(g['teacher_holdout'])} & "
+                f"{_distinct(g['teacher_test'])} \\\\"
             )
         out += [
             "\\bottomrule",

@@ -57,7 +57,8 @@ def teacher_status(path: Path) -> str:
     """item_status, except that a complete teacher whose weights are gone is pending: results keep
     text records and weights stay local, so a fresh clone has teacher.json but no teacher.pt.
     Such a teacher is trained (or loaded from its checkpoint) again; training is deterministic
-    on the same device and thread count, and run_teacher checks the metrics against the record."""
+    on the same device and thread count (not across CPU models: oneDNN/MKL pick other kernels),
+    and run_teacher keeps the old record under superseded/ and checks the metrics against it."""
     s = item_status(path)
     if s == "complete" and not (path / "teacher.pt").exists():
         return "pending"
@@ -96,6 +97,8 @@ def _supersede(tdir: Path) -> None:
     for f in _RECORD:
         if f != "spec.json":
             remove(tdir / f)
+    # a checkpoint belongs to the build it came from: the rebuild starts from scratch
+    shutil.rmtree(tdir / "checkpoints", ignore_errors=True)
 
 
 def _same_metrics(a: dict, b: dict, tol: float = 1e-6) -> bool:
