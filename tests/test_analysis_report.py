@@ -347,6 +347,10 @@ def test_rebuilt_teacher_and_device_mix_are_reported(tmp_path):
     assert all("seed(s) 2 ran on another device" in n for n in sec["notes"])
     ep = an.summary[an.summary["unit"] == "epochs"]
     assert ep["point"].notna().all()
+    from benchmark.analysis.report import machine_kind
+
+    assert machine_kind("cuda:3 NVIDIA H100 80GB HBM3") == machine_kind("cuda:0 NVIDIA H100 80GB HBM3")
+    assert machine_kind("cpu Xeon AVX512 (2 threads)") != machine_kind("cpu Xeon AVX2 (2 threads)")
     [md_path] = write_report([s], tmp_path / "reports", reps=200)
     md = md_path.read_text()
     assert "57.3 / 56.6" in md and "different builds of teacher t1" in md

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -443,11 +444,18 @@ def provenance_warnings(suite: SuiteData) -> list[str]:
     return out
 
 
+def machine_kind(device) -> str:
+    """A manifest's device without the GPU index: "cuda:3 NVIDIA H100" -> "cuda NVIDIA H100"
+    (two GPUs of one model are the same kind of machine)."""
+    return re.sub(r"^cuda:\d+ ", "cuda ", str(device))
+
+
 def _other_device_seeds(suite: SuiteData, arm: str, seeds) -> list[int]:
-    """Seeds whose `arm` run and baseline run record different devices."""
-    dev = suite.runs.drop_duplicates(["arm", "seed"], keep="last").set_index(["arm", "seed"])["device"]
+    """Seeds whose `arm` run and baseline run ran on different kinds of device."""
+    runs = suite.runs.drop_duplicates(["arm", "seed"], keep="last")
+    dev = runs.set_index(["arm", "seed"])["device"].map(machine_kind)
     return [int(s) for s in seeds if (arm, s) in dev.index and (BASELINE, s) in dev.index
-            and str(dev[(arm, s)]) != str(dev[(BASELINE, s)])]
+            and dev[(arm, s)] != dev[(BASELINE, s)]]
 
 
 def analyze_suite(
