@@ -354,5 +354,6 @@ def test_rebuilt_teacher_and_device_mix_are_reported(tmp_path):
     [md_path] = write_report([s], tmp_path / "reports", reps=200)
     md = md_path.read_text()
     assert "57.3 / 56.6" in md and "different builds of teacher t1" in md
+    assert "train seconds not computed (see the warnings)" in md
     html = (md_path.parent / "index.html").read_text()
     assert "t1 (build 1, superseded)" in html and "t1 (build 2)" in html

@@ -805,6 +805,9 @@ def verdict_sentences(an: SuiteAnalysis) -> list[tuple[str, str]]:
         differ = []
         for u in [u for u in UNITS if u != an.unit]:
             gu = dict(zip(g.loc[g["unit"] == u, "threshold"], g.loc[g["unit"] == u, "verdict"]))
+            if gu and set(gu.values()) == {NA} and set(head["verdict"]) != {NA}:
+                differ.append(f"{UNIT_LABELS[u]} not computed (see the warnings)")
+                continue
             changed = [
                 f"{_thr_label(r.threshold, r.post_hoc)} is {gu[r.threshold]}"
                 for r in head.itertuples(index=False)
