@@ -408,25 +408,24 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def provenance_warnings(suite: SuiteData) -> list[str]:
+def provenance_warnings(suite: SuiteData, switch: pd.DataFrame) -> list[str]:
     """What a reader must know about where the runs came from: an arm whose runs learned from
     different builds of a teacher (a teacher trained again, e.g. on another CPU, is not
     bit-identical), and arms whose runs ran on other devices than their paired baseline runs
     (wall-clock seconds then compare machine speeds too; epochs, steps and FLOPs do not)."""
     out = []
     runs = suite.runs[suite.runs["status"] == "complete"]
-    for arm, g in runs[runs["teacher_id"].notna()].groupby("arm", sort=False):
+    # switch: one row per run with a teacher, with the metrics of the build it learned from
+    done = switch[switch["status"] == "complete"]
+    for arm, g in done.groupby("arm", sort=False):
         if g["teacher_generation"].nunique() < 2:
             continue
         tid = g["teacher_id"].iloc[0]
-        t = suite.teachers.get(tid) or {}
         parts = []
         for gen, gg in g.groupby("teacher_generation", sort=True):
-            m = teacher_build(t, int(str(gen).split(",")[-1])).get("metrics") or {}
             parts.append(
                 f"seed(s) {', '.join(str(x) for x in sorted(gg['seed']))} from build {gen} (held-out "
-                f"{fmt_num((m.get('holdout') or {}).get(suite.metric, np.nan), 4)}, test "
-                f"{fmt_num((m.get('test') or {}).get(suite.metric, np.nan), 4)})"
+                f"{fmt_num(gg['teacher_holdout'].iloc[0], 4)}, test {fmt_num(gg['teacher_test'].iloc[0], 4)})"
             )
         out.append(
             f"arm {arm}: runs learned from different builds of teacher {tid} (it was trained again "
@@ -607,7 +606,8 @@ def analyze_suite(
         sweep["post_hoc"] = [
             any(_is_close(t, p) for p, f in zip(thr, post_hoc) if f) for t in sweep["threshold"]
         ]
-    msgs += provenance_warnings(suite)
+    switch = switch_table(suite)
+    msgs += provenance_warnings(suite, switch)
     bad_tt = suite.runs[suite.runs["teacher_train_flops"].isna()]
     if len(bad_tt):
         msgs.append(
@@ -633,7 +633,7 @@ def analyze_suite(
         sweep=sweep,
         crossings=cross,
         quality=final_quality(suite, reps=reps, seed=seed),
-        switch=switch_table(suite),
+        switch=switch,
         warnings=list(dict.fromkeys(msgs)),
     )
 

@@ -454,18 +454,17 @@ class Executor:
             loop = Loop(task=task, model=model, train_cfg=settings.train, run_dir=rdir, device=device,
                         teacher=teacher, switch=switch, thresholds=settings.targets.thresholds,
                         on_step=self._beat(rdir, self._progress_step(f"{spec['arm']} seed {spec['seed']}")))
-            extra = {}
+            extra, used = {}, []
             if loop.ckpt_path.exists():
                 old = read_json(rdir / "manifest.json") if (rdir / "manifest.json").exists() else {}
                 extra = self._resume(loop, rdir, old)
+                used = old.get("teacher_generations") or []
             elif (rdir / "metrics.jsonl").exists():
                 # started but never reached its first checkpoint: start clean
                 for f in ("metrics.jsonl", "events.jsonl"):
                     remove(rdir / f)
             if tinfo is not None:
                 # which build of the teacher this run learned from (a resumed run may span two)
-                used = (read_json(rdir / "manifest.json").get("teacher_generations")
-                        if (rdir / "manifest.json").exists() and loop.clock.step > 0 else None) or []
                 extra["teacher_generations"] = sorted({*used, tinfo.get("generation", 1)})
             self.manifest(rdir, item.id, "running", device, settings.threads, extra)
             loop.on_eval = self._heartbeat(rdir)
