@@ -112,3 +112,36 @@ def test_plots_handle_empty_input():
 def test_t975_table():
     assert plots.t975(np.array([1, 2, 30, 100])).tolist() == [12.706, 4.303, 2.042, 1.96]
     assert np.isnan(plots.t975(np.array([0]))[0])
+
+
+def test_speedup_map_cells_colours_and_frames():
+    from matplotlib.image import AxesImage
+    from matplotlib.patches import Rectangle
+
+    summary = pd.DataFrame(
+        {
+            "arm": ["kd", "kd", "ramp", "ramp"],
+            "threshold": [50.0, 70.0, 50.0, 70.0],
+            "point": [2.0, 0.5, 1.0, np.nan],
+            "ci_low": [1.5, 0.4, 0.8, np.nan],
+            "ci_high": [2.5, 0.9, 1.3, np.nan],
+            "bound": ["", "<=", "", ""],
+            "verdict": ["sooner", "slower", "no clear difference", "n/a"],
+        }
+    )
+    fig = plots.plot_speedup_map(
+        summary, unit="epochs", thresholds=[50.0, 70.0], post_hoc=[False, True]
+    )
+    ax = fig.axes[0]
+    (img,) = [a for a in ax.get_children() if isinstance(a, AxesImage)]
+    grid = np.ma.getdata(img.get_array())
+    # log2 of the speedup, one row per arm, one column per threshold; n/a masked
+    np.testing.assert_allclose(grid[0], [1.0, -1.0])
+    assert grid[1, 0] == 0.0 and np.ma.getmaskarray(img.get_array())[1, 1]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["2.00x\n[1.50, 2.50]", "<=0.50x\n[0.40, 0.90]", "1.00x\n[0.80, 1.30]", "n/a"]
+    # frames only where the CI excludes 1
+    frames = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [(f.get_x() + 0.48, f.get_y() + 0.48) for f in frames] == [(0, 0), (1, 0)]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["kd", "ramp"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["50", "70 (post hoc)"]

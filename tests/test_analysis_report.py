@@ -171,6 +171,7 @@ def test_write_report_files_and_contents(tmp_path):
         "quality.csv",
         "switch.csv",
         "learning_curves.png",
+        "speedup_map.png",
         "speedup_vs_threshold.png",
         "per_seed.png",
         "km.png",

@@ -75,7 +75,13 @@ def test_self_contained_with_warnings_plots_and_provenance(report_dir):
     assert "<script" not in page.lower() and "@import" not in page and "url(" not in page
     # Every plot the report wrote is inlined, byte for byte.
     pngs = sorted(p.name for p in report_dir.glob("*.png"))
-    assert pngs == ["km.png", "learning_curves.png", "per_seed.png", "speedup_vs_threshold.png"]
+    assert pngs == [
+        "km.png",
+        "learning_curves.png",
+        "per_seed.png",
+        "speedup_map.png",
+        "speedup_vs_threshold.png",
+    ]
     inlined = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert sorted(base64.b64decode(x) for x in inlined) == sorted(
         (report_dir / p).read_bytes() for p in pngs

@@ -35,6 +35,7 @@ from benchmark.analysis.report import (
 )
 
 PLOT_TITLES = {
+    "map": "Speedup map",
     "sweep": "Threshold sweep",
     "curves": "Learning curves",
     "per_seed": "Per-seed time to the main threshold",
@@ -446,7 +447,7 @@ def render_html(
         "</section>",
         '<section><h2 id="plots-h">Plots</h2>',
     ]
-    for key in ("sweep", "curves", "per_seed", "km"):
+    for key in ("map", "sweep", "curves", "per_seed", "km"):
         if key in plots:
             title = PLOT_TITLES[key]
             parts.append(f"<h3>{esc(title)}</h3>")

@@ -259,3 +259,77 @@ def plot_km(
     if arms:
         ax.legend(fontsize=8)
     return fig
+
+
+def plot_speedup_map(
+    summary: pd.DataFrame,
+    *,
+    unit: str,
+    thresholds: list[float],
+    post_hoc: list[bool] | None = None,
+    arms: list[str] | None = None,
+) -> Figure:
+    """Every arm's speedup at every threshold in one grid: where the effect lives.
+
+    summary: rows with columns arm, threshold, point, ci_low, ci_high, bound, verdict (one
+    unit). Rows of the grid: arms; columns: thresholds. Colour: log2 of the speedup
+    (blue: sooner, red: slower, white: 1; saturated at 2x either way; grey: n/a). Each cell is
+    labelled with the speedup (with its censoring bound) and its 95% CI; a black frame marks a
+    cell whose verdict is 'sooner' or 'slower' (CI excludes 1).
+    Artists: one AxesImage, one Text per cell, one Rectangle patch per framed cell.
+    """
+    from matplotlib.patches import Rectangle
+
+    arms = [a for a in _arms(summary, arms) if a != "baseline"]
+    post_hoc = post_hoc or [False] * len(thresholds)
+    fig, ax = _figure((1.2 + 1.15 * max(len(thresholds), 1), 1.0 + 0.55 * max(len(arms), 1)))
+    grid = np.full((len(arms), len(thresholds)), np.nan)
+    cell = {(r.arm, float(r.threshold)): r for r in summary.itertuples(index=False)}
+    lim = 1.0  # log2: colours saturate at 2x either way
+    for i, arm in enumerate(arms):
+        for j, thr in enumerate(thresholds):
+            r = cell.get((arm, float(thr)))
+            p = float(r.point) if r is not None else np.nan
+            if np.isfinite(p) and p > 0:
+                grid[i, j] = np.clip(np.log2(p), -lim, lim)
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu"].with_extremes(bad="0.85")
+    ax.imshow(
+        np.ma.masked_invalid(grid), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto",
+        interpolation="nearest",
+    )  # fmt: skip
+    for i, arm in enumerate(arms):
+        for j, thr in enumerate(thresholds):
+            r = cell.get((arm, float(thr)))
+            p = float(r.point) if r is not None else np.nan
+            if not np.isfinite(p):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="0.3")
+                continue
+            bound = {">=": ">=", "<=": "<=", "?": "~"}.get(str(r.bound), "")
+            lo, hi = float(r.ci_low), float(r.ci_high)
+            ci = f"\n[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+            strong = abs(grid[i, j]) > 0.6 * lim
+            ax.text(
+                j, i, f"{bound}{p:.2f}x{ci}", ha="center", va="center", fontsize=7,
+                color="white" if strong else "black",
+            )  # fmt: skip
+            if r.verdict in ("sooner", "slower"):
+                ax.add_patch(
+                    Rectangle(
+                        (j - 0.48, i - 0.48), 0.96, 0.96, fill=False, edgecolor="black",
+                        linewidth=1.5,
+                    )  # fmt: skip
+                )
+    ax.set_xticks(
+        range(len(thresholds)),
+        [f"{t:g}" + (" (post hoc)" if ph else "") for t, ph in zip(thresholds, post_hoc)],
+    )
+    ax.set_yticks(range(len(arms)), arms)
+    ax.set_xlabel("threshold")
+    ax.set_title(
+        f"Speedup over baseline ({UNIT_LABELS.get(unit, unit)}): blue sooner, red slower; "
+        "framed: 95% CI excludes 1",
+        fontsize=9,
+    )
+    return fig

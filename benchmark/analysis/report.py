@@ -964,6 +964,13 @@ def _provenance_md(an: SuiteAnalysis) -> str:
 
 
 _PLOT_NOTES = {
+    "map": lambda an: [
+        f"Every arm's speedup in {UNIT_LABELS[an.unit]} at every threshold of the headline "
+        "table, with its 95% CI: blue = sooner, red = slower (colour: log2 of the speedup, "
+        "saturated at 2x), grey = n/a; a black frame marks a verdict (the CI excludes 1). "
+        "'<=' / '>=' / '~': censoring bounds, as in the table.",
+        "",
+    ],
     "sweep": lambda an: [
         f"Speedup in {UNIT_LABELS[an.unit]} over a grid from the best first-evaluation value "
         "to the worst best value over runs (the hardest level every run reaches); dotted "
@@ -1073,6 +1080,7 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
         "",
     ]
     for key, title in (
+        ("map", "Speedup map"),
         ("sweep", "Threshold sweep"),
         ("curves", "Learning curves"),
         ("per_seed", "Per-seed time to the main threshold"),
@@ -1234,6 +1242,14 @@ def make_figures(an: SuiteAnalysis) -> dict[str, object]:
         x=x,
         arms=arms,
     )
+    if len(an.summary):
+        figs["map"] = plots.plot_speedup_map(
+            an.summary[an.summary["unit"] == an.unit],
+            unit=an.unit,
+            thresholds=an.thresholds,
+            post_hoc=an.post_hoc,
+            arms=arms,
+        )
     if len(an.sweep):
         figs["sweep"] = plots.plot_speedup_sweep(
             an.sweep, unit=an.unit, thresholds=an.thresholds, post_hoc=an.post_hoc, arms=arms
@@ -1259,6 +1275,7 @@ def write_suite_report(an: SuiteAnalysis, out_dir: Path) -> Path:
     plots: dict[str, str] = {}
     for name, fig in make_figures(an).items():
         fname = {
+            "map": "speedup_map.png",
             "curves": "learning_curves.png",
             "sweep": "speedup_vs_threshold.png",
             "per_seed": "per_seed.png",
