@@ -3,6 +3,7 @@ dependencies, and runs end to end on a tiny synthetic suite; same_as follows the
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_suite_dict
@@ -98,3 +99,13 @@ def test_all_controls_run_end_to_end_and_same_as_follows_w2s(tmp_path):
     teachers = {json.loads(p.read_text())["name"]: json.loads(p.read_text())
                 for p in (tmp_path / "tiny" / "teachers").glob("*/teacher.json")}
     assert teachers["early"]["cost"]["epochs"] == pytest.approx(0.5)
+    # the report's switch table lists every distilling arm, the teacher-free one included
+    from benchmark.analysis.load import load_suite
+    from benchmark.analysis.report import switch_table
+
+    sw = switch_table(load_suite(tmp_path / "tiny")).set_index("arm")
+    assert sw.loc["aux_no_teacher", "teacher_name"] == "none (tfkd)"
+    assert sw.loc["aux_no_teacher", "switch_step"] == sw.loc["w2s", "switch_step"] == w2s[0]
+    assert np.isnan(sw.loc["aux_no_teacher", "teacher_test"])
+    assert sw.loc["w2s", "teacher_name"] == "weak" and np.isfinite(sw.loc["w2s", "teacher_test"])
+    assert "baseline" not in sw.index

@@ -241,7 +241,7 @@ def _quality_table(an: SuiteAnalysis) -> str:
 
 def _switch_table(an: SuiteAnalysis) -> str:
     if an.switch.empty:
-        return '<p class="none">No arm uses a teacher.</p>'
+        return '<p class="none">No arm distils.</p>'
     header, rows = switch_rows(an)
     return _table(header, rows, table_id="switch", num={2, 3, 4, 5, 6}) + (
         '<p class="meta">Medians are over runs that switched off; "never" = no switch_off '

@@ -29,7 +29,7 @@ LOCK_NAME = "suite.lock.json"
 EVAL_COLUMNS = ("run_id", "arm", "seed", *METRIC_ROW_KEYS, "flops_teacher_train")
 
 RUN_COLUMNS = (
-    "run_id", "arm", "seed", "status", "task", "teacher_id", "teacher_name",
+    "run_id", "arm", "seed", "status", "task", "teacher_id", "teacher_name", "distill_loss",
     "budget_epochs", "budget_steps", "train_epochs", "n_evals",
     "switch_epoch", "switch_step", "teacher_train_flops", "teacher_generation",
     "git_sha", "git_dirty", "device", "torch_version", "python_version", "threads",
@@ -276,6 +276,9 @@ def load_suite(suite_dir: Path | str) -> SuiteData:
             "task": spec.get("task"),
             "teacher_id": teacher_id,
             "teacher_name": teacher.get("name") if teacher else None,
+            # the distillation loss (None: a run without one); a teacher-free loss (tfkd) has
+            # a switch-off but no teacher
+            "distill_loss": (spec.get("distill") or {}).get("loss"),
             "budget_epochs": _float(budget.get("epochs")),
             "budget_steps": _float(budget.get("steps")),
             "train_epochs": _float((spec.get("train") or {}).get("epochs")),

@@ -368,15 +368,18 @@ def final_quality(
 
 
 def switch_table(suite: SuiteData) -> pd.DataFrame:
-    """One row per run that has a teacher: switch-off epoch/step (NaN = never switched) and
-    the teacher's holdout/test value of the target metric (teacher.json)."""
-    runs = suite.runs[suite.runs["teacher_id"].notna()]
+    """One row per run that distils (from a teacher, or with a teacher-free loss such as
+    tfkd): switch-off epoch/step (NaN = never switched) and the teacher's holdout/test value
+    of the target metric (teacher.json; NaN without a teacher)."""
+    runs = suite.runs[suite.runs["teacher_id"].notna() | suite.runs["distill_loss"].notna()]
     rows = []
     for r in runs.itertuples(index=False):
-        gens = str(r.teacher_generation or "1")
-        # the build the run learned from (a run resumed across a rebuild: the last one)
-        t = teacher_build(suite.teachers.get(r.teacher_id) or {}, int(gens.split(",")[-1]))
-        m = t.get("metrics") or {}
+        m, gens = {}, None
+        if r.teacher_id is not None and not pd.isna(r.teacher_id):
+            gens = str(r.teacher_generation or "1")
+            # the build the run learned from (a run resumed across a rebuild: the last one)
+            t = teacher_build(suite.teachers.get(r.teacher_id) or {}, int(gens.split(",")[-1]))
+            m = t.get("metrics") or {}
         rows.append(
             {
                 "arm": r.arm,
@@ -386,7 +389,7 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
                 "switch_epoch": r.switch_epoch,
                 "switch_step": r.switch_step,
                 "teacher_id": r.teacher_id,
-                "teacher_name": r.teacher_name,
+                "teacher_name": r.teacher_name if gens else f"none ({r.distill_loss})",
                 "teacher_generation": gens,
                 "teacher_holdout": (m.get("holdout") or {}).get(suite.metric, np.nan),
                 "teacher_test": (m.get("test") or {}).get(suite.metric, np.nan),
@@ -415,7 +418,7 @@ def provenance_warnings(suite: SuiteData, switch: pd.DataFrame) -> list[str]:
     (wall-clock seconds then compare machine speeds too; epochs, steps and FLOPs do not)."""
     out = []
     runs = suite.runs[suite.runs["status"] == "complete"]
-    # switch: one row per run with a teacher, with the metrics of the build it learned from
+    # switch: one row per distilling run, with the metrics of the teacher build it learned from
     done = switch[switch["status"] == "complete"]
     for arm, g in done.groupby("arm", sort=False):
         if g["teacher_generation"].nunique() < 2:
@@ -917,13 +920,15 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
 
 
 def _distinct(values: pd.Series) -> str:
-    """One value, or each distinct one (an arm whose runs used two builds of its teacher)."""
-    return " / ".join(fmt_num(v, 4) for v in dict.fromkeys(values.astype(float)))
+    """One value, or each distinct one (an arm whose runs used two builds of its teacher);
+    n/a when there is none (a teacher-free arm)."""
+    vals = dict.fromkeys(values.astype(float).dropna())
+    return " / ".join(fmt_num(v, 4) for v in vals) if vals else "n/a"
 
 
 def _switch_md(an: SuiteAnalysis) -> str:
     if an.switch.empty:
-        return "_No arm uses a teacher._"
+        return "_No arm distils._"
     header, rows = switch_rows(an)
     return (_md_table(header, rows) + "\n\n"
             + "Medians are over runs that switched off; 'never' = no switch_off event.")
