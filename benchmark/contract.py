@@ -11,7 +11,10 @@ Layout (one suite)::
                                   checkpoints/last.pt
 
 suite.lock.json keys: schema_version, suite (name), suite_sha256, created, resolved (the
-whole resolved suite as a dict), targets {metric, direction, thresholds}, seeds, arms (names).
+whole resolved suite as a dict), targets {metric, direction, thresholds}, seeds, arms (names);
+optional amendments [{time, added_arms?, description?}]: arms added later, and the suite's
+description (not part of the pre-registration; resolved.description is the latest one, which
+the report prints).
 
 spec.json keys: schema_version, run_id, suite, arm, seed, task, seeds (derived seeds:
 init, data, augment, ...), teacher (null or {id, name, model}), budget {epochs, steps},

@@ -124,6 +124,30 @@ def test_lock_mismatch_stops_with_a_clear_message(tmp_path):
         run_suite(changed, tmp_path, log=lambda *a: None)
 
 
+def test_description_edit_is_recorded_in_the_lock_and_printed_by_the_report(tmp_path):
+    from benchmark.analysis.report import write_report
+
+    suite = validate_dict(tiny_suite_dict(train={"epochs": 0.5}))
+    run_suite(suite, tmp_path, arms=["baseline"], log=lambda *a: None)
+    lock_path = tmp_path / "tiny" / "suite.lock.json"
+    assert "amendments" not in json.loads(lock_path.read_text())
+    text = "EXPLORATORY: a map,\nnot evidence."
+    edited = validate_dict(tiny_suite_dict(train={"epochs": 0.5}, description=text))
+    out = run_suite(edited, tmp_path, arms=["baseline"], log=lambda *a: None)
+    assert set(out.values()) == {"complete"}  # nothing trained again
+    lock = json.loads(lock_path.read_text())
+    assert lock["resolved"]["description"] == text
+    assert [a["description"] for a in lock["amendments"]] == [text]
+    md = write_report([tmp_path / "tiny"], tmp_path / "reports", reps=100)[0]
+    assert "> EXPLORATORY: a map,\n> not evidence.\n" in md.read_text()
+    assert '<p class="description">EXPLORATORY: a map,\nnot evidence.</p>' in (
+        md.parent / "index.html"
+    ).read_text()
+    # the same description again: no new amendment
+    run_suite(edited, tmp_path, arms=["baseline"], log=lambda *a: None)
+    assert len(json.loads(lock_path.read_text())["amendments"]) == 1
+
+
 def test_nan_loss_marks_run_diverged_and_suite_goes_on(tmp_path):
     d = tiny_suite_dict(train={"epochs": 1})
     d["arms"]["baseline"] = {"distill": None, "train": {"optimizer": {"lr": 1.0e12}}}

@@ -29,6 +29,7 @@ from benchmark.analysis.report import (
     fmt_speedup,
     headline_header,
     quality_rows,
+    suite_description,
     switch_rows,
     verdict_rows,
     verdict_sentences,
@@ -56,6 +57,7 @@ h2 { font-size: 1.25rem; margin: 2rem 0 .6rem; padding-bottom: .2rem;
      border-bottom: 2px solid var(--line); }
 p, li { max-width: 75em; }
 .meta { color: var(--muted); font-size: .92rem; }
+.description { border-left: 4px solid var(--line); padding: .2rem .8rem; white-space: pre-line; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
               font-size: .88em; }
 pre { background: var(--head); padding: .6rem .8rem; overflow-x: auto; white-space: pre-wrap;
@@ -385,6 +387,7 @@ def render_html(
         f"<title>w2s-bench report: {esc(su.name)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>w2s-bench report: {esc(su.name)}</h1>",
+        (f'<p class="description">{esc(suite_description(su))}</p>' if suite_description(su) else ""),
         _health_block(an),
         '<p class="meta">'
         f"Generated {esc(now)} by w2s-bench {esc(__version__)} from <code>{esc(su.path)}</code> "

@@ -1001,6 +1001,11 @@ _PLOT_NOTES = {
 }
 
 
+def suite_description(suite: SuiteData) -> str:
+    """The suite's free-text description (the latest one, as recorded in the lock)."""
+    return str((suite.lock.get("resolved") or {}).get("description") or "").strip()
+
+
 def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> str:
     su = an.suite
     o = an.options
@@ -1010,6 +1015,8 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n_status = su.runs["status"].value_counts().to_dict()
     lines = [f"# w2s-bench report: {su.name}", ""]
+    if suite_description(su):
+        lines += [f"> {x}" if x else ">" for x in suite_description(su).splitlines()] + [""]
     if an.health is not None:
         lines += [f"**{an.health.headline()}**", ""]
         lines += [f"- {n}" for n in an.health.notes] + ([""] if an.health.notes else [])

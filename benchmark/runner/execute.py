@@ -167,10 +167,19 @@ def check_lock(suite: Suite, sdir: Path, *, write: bool) -> dict:
                 f"suite {suite.name!r} differs from its pre-registration {path}: " + "; ".join(detail) +
                 ". Results of different protocols must not mix: start a separate results directory with "
                 "`--new-results NAME` (or --results-dir), or restore the suite.")
+        amendment = {}
         new_arms = [a for a in suite.arm_names() if a not in lock.get("arms", [])]
-        if new_arms and write:
+        if new_arms:
             lock["arms"] = lock.get("arms", []) + new_arms
-            lock.setdefault("amendments", []).append({"time": _now(), "added_arms": new_arms})
+            amendment["added_arms"] = new_arms
+        # the description documents the suite (the report prints it); it is not part of the
+        # pre-registered protocol, so a later edit is taken, and recorded, rather than refused
+        desc = suite.resolved().get("description", "")
+        if (lock.get("resolved") or {}).get("description", "") != desc:
+            lock.setdefault("resolved", {})["description"] = desc
+            amendment["description"] = desc
+        if amendment and write:
+            lock.setdefault("amendments", []).append({"time": _now(), **amendment})
             write_json(path, lock)
         return lock
     lock = {"schema_version": SCHEMA_VERSION, "suite": suite.name, "suite_sha256": suite.sha256(),
