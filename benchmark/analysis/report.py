@@ -375,7 +375,7 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
     rows = []
     for r in runs.itertuples(index=False):
         m, gens = {}, None
-        if r.teacher_id is not None and not pd.isna(r.teacher_id):
+        if not pd.isna(r.teacher_id):
             gens = str(r.teacher_generation or "1")
             # the build the run learned from (a run resumed across a rebuild: the last one)
             t = teacher_build(suite.teachers.get(r.teacher_id) or {}, int(gens.split(",")[-1]))
