@@ -387,7 +387,7 @@ def render_html(
         f"<title>w2s-bench report: {esc(su.name)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>w2s-bench report: {esc(su.name)}</h1>",
-        (f'<p class="description">{esc(suite_description(su))}</p>' if suite_description(su) else ""),
+        (f'<p class="description">{esc(desc)}</p>' if (desc := suite_description(su)) else ""),
         _health_block(an),
         '<p class="meta">'
         f"Generated {esc(now)} by w2s-bench {esc(__version__)} from <code>{esc(su.path)}</code> "

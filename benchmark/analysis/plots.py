@@ -290,22 +290,11 @@ def plot_speedup_map(
         for j, thr in enumerate(thresholds):
             r = cell.get((arm, float(thr)))
             p = float(r.point) if r is not None else np.nan
-            if np.isfinite(p) and p > 0:
-                grid[i, j] = np.clip(np.log2(p), -lim, lim)
-    from matplotlib import colormaps
-
-    cmap = colormaps["RdBu"].with_extremes(bad="0.85")
-    ax.imshow(
-        np.ma.masked_invalid(grid), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto",
-        interpolation="nearest",
-    )  # fmt: skip
-    for i, arm in enumerate(arms):
-        for j, thr in enumerate(thresholds):
-            r = cell.get((arm, float(thr)))
-            p = float(r.point) if r is not None else np.nan
             if not np.isfinite(p):
                 ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="0.3")
                 continue
+            if p > 0:
+                grid[i, j] = np.clip(np.log2(p), -lim, lim)
             bound = {">=": ">=", "<=": "<=", "?": "~"}.get(str(r.bound), "")
             lo, hi = float(r.ci_low), float(r.ci_high)
             ci = f"\n[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
@@ -321,6 +310,13 @@ def plot_speedup_map(
                         linewidth=1.5,
                     )  # fmt: skip
                 )
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu"].with_extremes(bad="0.85")
+    ax.imshow(
+        np.ma.masked_invalid(grid), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto",
+        interpolation="nearest",
+    )  # fmt: skip
     ax.set_xticks(
         range(len(thresholds)),
         [f"{t:g}" + (" (post hoc)" if ph else "") for t, ph in zip(thresholds, post_hoc)],

@@ -1015,8 +1015,9 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n_status = su.runs["status"].value_counts().to_dict()
     lines = [f"# w2s-bench report: {su.name}", ""]
-    if suite_description(su):
-        lines += [f"> {x}" if x else ">" for x in suite_description(su).splitlines()] + [""]
+    desc = suite_description(su)
+    if desc:
+        lines += [f"> {x}" if x else ">" for x in desc.splitlines()] + [""]
     if an.health is not None:
         lines += [f"**{an.health.headline()}**", ""]
         lines += [f"- {n}" for n in an.health.notes] + ([""] if an.health.notes else [])

@@ -174,7 +174,7 @@ def check_lock(suite: Suite, sdir: Path, *, write: bool) -> dict:
             amendment["added_arms"] = new_arms
         # the description documents the suite (the report prints it); it is not part of the
         # pre-registered protocol, so a later edit is taken, and recorded, rather than refused
-        desc = suite.resolved().get("description", "")
+        desc = suite.cfg.description
         if (lock.get("resolved") or {}).get("description", "") != desc:
             lock.setdefault("resolved", {})["description"] = desc
             amendment["description"] = desc
