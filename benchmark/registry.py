@@ -70,8 +70,10 @@ MODELS.add("resnet56", "benchmark.models.cifar:resnet56", "CIFAR ResNet-56 (He e
 MODELS.add("resnet18_cifar", "benchmark.models.cifar:resnet18_cifar", "ResNet-18 with a 3x3 CIFAR stem (11M params)", task="classification")
 
 # --- losses: what the distillation term is ------------------------------------------
-LOSSES.add("kd", "benchmark.distill.losses:kd_loss", "(1-a)*CE + a*T^2*KL(teacher_T || student_T) (Hinton et al. 2015)", task="classification", needs_teacher=True)
-LOSSES.add("tfkd", "benchmark.distill.losses:tfkd_loss", "teacher-free KD reg (Yuan et al. CVPR 2020): KL towards a on the true class, rest uniform", task="classification", needs_teacher=False)
+LOSSES.add("kd", "benchmark.distill.losses:kd_loss", "(1-a)*CE + a*T^2*KL(teacher_T || student_T) (Hinton et al. 2015)", task="classification", needs_teacher=True, options={})
+LOSSES.add("tfkd", "benchmark.distill.losses:tfkd_loss", "teacher-free variant: T^2*KL(a on the true class, rest uniform || student_T); NOT Yuan et al.'s Tf-KD_reg (use tfkd_reg)", task="classification", needs_teacher=False, options={})
+# options: name -> (low, high) open interval of the value allowed in `distill.kwargs`
+LOSSES.add("tfkd_reg", "benchmark.distill.losses:tfkd_reg_loss", "Tf-KD_reg as published (Yuan et al. CVPR 2020): multiplier*KL_mean(softmax(p_d/T) || softmax(z_s)), no T^2", task="classification", needs_teacher=False, options={"correct_prob": (0.0, 1.0), "multiplier": (0.0, float("inf"))})
 
 
 # --- diffusion (task/diffusion.py): the DDPM UNet and epsilon-matching distillation -------

@@ -478,6 +478,18 @@ def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
                     probs.append((f"{pre}distill.loss", f"{loss!r} is a loss for {'/'.join(_tasks_of(entry))}, not {task}"))
                 if entry.meta.get("needs_teacher") and teacher is None:
                     probs.append((f"{pre}distill.teacher", f"loss {loss!r} needs a teacher"))
+                opts = entry.meta.get("options")
+                kw = d.get("kwargs") or {}
+                if opts is not None and isinstance(kw, dict):
+                    # a loss that declares its options: every kwargs key must be one of them
+                    for key, val in kw.items():
+                        if key not in opts:
+                            known = ", ".join(opts) or "none"
+                            probs.append((f"{pre}distill.kwargs.{key}", f"loss {loss!r} has no option {key!r} (its options: {known})"))
+                        elif _num(val) is None or not opts[key][0] < val < opts[key][1]:
+                            probs.append((f"{pre}distill.kwargs.{key}", f"must be a number in ({opts[key][0]}, {opts[key][1]}), got {val!r}"))
+                if "tfkd_a" in d and loss != "tfkd":
+                    probs.append((f"{pre}distill.tfkd_a", f"tfkd_a is an option of the tfkd loss only; loss {loss!r} would ignore it"))
         if isinstance(teacher, str) and teacher not in teachers:
             probs.append((f"{pre}distill.teacher", f"no teacher named {teacher!r} under `teachers`"))
         if switch == "surpass_teacher":

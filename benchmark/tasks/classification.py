@@ -101,7 +101,7 @@ class Classification:
         if teacher is not None:
             with torch.no_grad():
                 t_logits = teacher(x)
-        kw = {"tfkd_a": d.tfkd_a} if d.loss == "tfkd" else {}
+        kw = {"tfkd_a": d.tfkd_a} if d.loss == "tfkd" else dict(d.kwargs)
         return self.loss_fn(logits, y, t_logits, alpha=d.alpha, temperature=d.temperature,
                             weight=weight, label_smoothing=ls, **kw)
 
