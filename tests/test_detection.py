@@ -326,3 +326,31 @@ def test_streamed_split_decodes_the_same_pixels(monkeypatch):
     assert torch.equal(streamed.uint8([4, 0, 2]), held.images[[4, 0, 2]])
     assert all(torch.allclose(a, b) for a, b in zip(streamed.boxes, held.boxes))
     assert streamed.scales == pytest.approx(held.scales)
+
+
+def test_coco_ap_annotation_id_zero_is_renumbered_with_a_warning():
+    # pycocotools stores matches as ids in arrays initialised to 0, so a box with id 0 never
+    # counts as matched: before the fix these perfect predictions scored AP 25.2, not 100.
+    gt = {
+        "images": [{"id": 1, "width": 100, "height": 100}],
+        "annotations": [
+            {"id": 0, "image_id": 1, "category_id": 3, "bbox": [10, 10, 40, 40], "area": 1600, "iscrowd": 0},
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [55, 55, 40, 40], "area": 1600, "iscrowd": 0},
+        ],
+        "categories": [{"id": 3, "name": "c"}],
+    }
+    dets = [{"image_id": 1, "category_id": 3, "bbox": a["bbox"], "score": 0.9} for a in gt["annotations"]]
+    with pytest.warns(UserWarning, match="id 0 or duplicate ids"):
+        ap = coco_ap(gt, dets)
+    assert ap == pytest.approx({"AP": 100.0, "AP50": 100.0, "AP75": 100.0}, abs=1e-6)
+    assert [a["id"] for a in gt["annotations"]] == [0, 1]  # the caller's dict is not modified
+
+
+def test_renumber_annotation_ids_fills_missing_without_collisions():
+    from benchmark.data.coco import renumber_annotation_ids
+
+    anns = [{"id": 2}, {}, {"id": 1}, {}]
+    assert renumber_annotation_ids(anns) is True
+    assert [a["id"] for a in anns] == [2, 3, 1, 4]
+    ok = [{"id": 5}, {"id": 7}]
+    assert renumber_annotation_ids(ok) is False and [a["id"] for a in ok] == [5, 7]

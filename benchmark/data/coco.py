@@ -24,6 +24,7 @@ import contextlib
 import copy
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,9 +106,11 @@ def coco_ap(gt: dict, dets: list[dict]) -> dict[str, float]:
 
     if not dets:
         return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    gt = copy.deepcopy(gt)
+    renumber_annotation_ids(gt["annotations"])
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         c = COCO()
-        c.dataset = copy.deepcopy(gt)
+        c.dataset = gt
         c.createIndex()
         r = c.loadRes(dets)
         ev = COCOeval(c, r, "bbox")
@@ -120,6 +123,39 @@ def coco_ap(gt: dict, dets: list[dict]) -> dict[str, float]:
         "AP50": 100.0 * max(0.0, float(s[1])),
         "AP75": 100.0 * max(0.0, float(s[2])),
     }
+
+
+def renumber_annotation_ids(anns: list[dict]) -> bool:
+    """Give every annotation a unique id >= 1, in place; returns True if ids were changed.
+
+    pycocotools' COCOeval marks a ground truth as matched by storing the matching detection's
+    id (and a detection by the ground truth's id) in arrays initialised to 0, so an annotation
+    with id 0 never counts as matched: perfect predictions of a set containing one score below
+    100 AP (coco128 with one id-0 box: 62.6). Duplicate ids corrupt the matching the same way.
+    Missing ids are filled silently (common in hand-made files); id 0 or duplicates are
+    renumbered 1..N with a warning, since the file's own ids are then not the ones evaluated.
+    """
+    ids = [a.get("id") for a in anns]
+    present = [i for i in ids if i is not None]
+    bad = any(i == 0 for i in present) or len(set(present)) != len(present)
+    if bad:
+        warnings.warn(
+            "COCO annotations have id 0 or duplicate ids, which pycocotools' evaluation "
+            "miscounts as unmatched; renumbering all annotations 1..N for evaluation",
+            stacklevel=2,
+        )
+        for k, a in enumerate(anns):
+            a["id"] = k + 1
+        return True
+    if len(present) != len(ids):
+        taken = set(present)
+        nxt = max(taken, default=0) + 1
+        for a in anns:
+            if a.get("id") is None:
+                a["id"] = nxt
+                nxt += 1
+        return True
+    return False
 
 
 def to_coco_dets(
@@ -223,11 +259,12 @@ def read_split(coco: dict, images_dir: Path, ids: list[int], image_size: int) ->
         "annotations": [a for i in ids for a in anns[i]],
         "categories": coco["categories"],
     }
-    # pycocotools needs area/iscrowd/id on every annotation
-    for k, a in enumerate(gt["annotations"]):
+    # pycocotools needs area/iscrowd/id on every annotation (ids unique and never 0)
+    gt["annotations"] = [dict(a) for a in gt["annotations"]]
+    for a in gt["annotations"]:
         a.setdefault("iscrowd", 0)
         a.setdefault("area", float(a["bbox"][2] * a["bbox"][3]))
-        a.setdefault("id", k + 1)
+    renumber_annotation_ids(gt["annotations"])
     return DetSplit(
         None if stream else torch.from_numpy(imgs),
         boxes,
