@@ -16,8 +16,11 @@ def tests(session):
 
 @nox.session
 def lint(session):
-    session.install("ruff")
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", "benchmark", "tests", "perf", "noxfile.py")
+    # the layering of DESIGN.md, as contracts in pyproject.toml; reads the source from the
+    # working directory, so the package itself need not be installed
+    session.run("lint-imports")
 
 
 @nox.session

@@ -70,13 +70,19 @@ def main():
 @main.command()
 @click.argument("suite_path", type=click.Path(dir_okay=False))
 @click.option("--data-root", help="Folder holding the datasets (default: $W2S_DATA_ROOT, then ./data).")
-def validate(suite_path, data_root):
+@click.option("--deep", is_flag=True, help="Also import torch/timm to check model names and constructor "
+              "arguments (what `run` checks before writing the lock).")
+def validate(suite_path, data_root, deep):
     """Check a suite and print every problem at once (exit 2 if any)."""
     from .errors import SuiteError
     from .suite import load_suite, run_specs
 
     try:
         suite = load_suite(suite_path, data_root=data_root)
+        if deep:
+            from .runner.deep_check import check_deep
+
+            check_deep(suite)
     except SuiteError as e:
         click.secho(str(e), fg="red", err=True)
         sys.exit(2)
@@ -149,6 +155,14 @@ def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, th
         rdir = rdir / new_results
     console = Console(stderr=True)
     console.print(f"suite [bold]{suite.name}[/] -> {rdir / suite.name}")
+    from .runner.execute import plan as make_plan
+    from .runner.progress import busy_warning, machine_load
+
+    busy = busy_warning(machine_load(), threads or suite.cfg.threads)
+    if busy:
+        console.print(f"[yellow]warning: {busy}[/]")
+    # what is already done (skipped below) and what is left: for the ETA and the closing lines
+    before = make_plan(suite, rdir, list(arms) or None, list(seeds) or None)
     if executor == "slurm" or jobs != 1 or gpus:
         from .runner import executors as X
 
@@ -165,14 +179,35 @@ def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, th
         else:
             out = X.run_local_parallel(req, jobs=jobs, gpus=X.parse_gpus(gpus), log=console.print)
     else:
-        with SuiteProgress(console) as prog:
+        with SuiteProgress(console, plan=before) as prog:
             out = run_suite(suite, rdir, arms=list(arms) or None, seeds=list(seeds) or None, device=device,
                             threads=threads, progress=prog, log=prog.log)
     bad = {k: v for k, v in out.items() if v not in ("complete", "diverged")}
-    done = sum(v == "complete" for v in out.values())
-    console.print(f"{done}/{len(out)} complete" + (f"; not complete: {bad}" if bad else ""))
+    for line in closing_lines(before, out, rdir / suite.name):
+        console.print(line)
     if bad:
         sys.exit(1)
+
+
+def closing_lines(before: list, out: dict[str, str], sdir: Path) -> list[str]:
+    """What a finished `run` prints: how many items are complete, how many of them were
+    complete before this command (skipped, not trained again), what is not, and what to do
+    next (the report command and where it writes)."""
+    from .analysis.report import report_subdir
+
+    bad = {k: v for k, v in out.items() if v not in ("complete", "diverged")}
+    done = sum(v == "complete" for v in out.values())
+    skipped = [it for it in before if it.status in ("complete", "diverged") and it.id in out]
+    runs = sum(it.kind == "run" for it in skipped)
+    line = f"{done}/{len(out)} complete"
+    if skipped:
+        line += (f" ({len(skipped)} already were and were skipped: {runs} run(s), "
+                 f"{len(skipped) - runs} teacher(s))")
+    lines = [line + (f"; not complete: {bad}" if bad else "")]
+    if done:
+        dest = Path("reports") / report_subdir(sdir, _results_dir(None)) / sdir.name
+        lines.append(f"next: w2s-bench report {sdir}   (writes {dest}/report.md and index.html)")
+    return lines
 
 
 def run_suite_quiet(suite, rdir, arms, seeds, device, threads):
@@ -208,8 +243,9 @@ def _check_selection(suite, arms, seeds):
 
 @main.command()
 @click.argument("suite_path", type=click.Path(dir_okay=False))
-@click.option("--data-root")
-@click.option("--results-dir")
+@click.option("--data-root", help="Folder holding the datasets (default: $W2S_DATA_ROOT, then ./data); "
+              "plan does not need the data, only the suite's settings.")
+@click.option("--results-dir", help="Where results are looked up for each run's status (default: ./results).")
 @friendly
 def plan(suite_path, data_root, results_dir):
     """Show the runs a suite expands to, their ids, dependencies and status."""
@@ -244,22 +280,58 @@ def status(results):
     if not root.exists():
         raise UserError(f"no results directory {root}")
     t = Table(title=str(root))
-    for col in ("suite", "kind", "id", "status", "resumed"):
-        t.add_column(col)
+    for col in ("suite", "kind", "id", "status", "resumed", "reason"):
+        t.add_column(col, overflow="fold")
     n = 0
     for m in sorted(root.glob("**/manifest.json")):
-        d = m.parent
-        kind = d.parent.name.rstrip("s")
-        suite = d.parent.parent.name
         try:
             man = read_json(m)
         except ValueError:
             man = {"status": "unreadable"}
-        t.add_row(suite, kind, d.name, str(man.get("status")), str(man.get("resumed", 0)))
+        row = status_row(root, m, man)
+        if row is None:
+            continue
+        t.add_row(*row)
         n += 1
     if not n:
         raise UserError(f"no runs under {root}")
     Console().print(t)
+
+
+def status_row(root: Path, manifest: Path, man: dict) -> list[str] | None:
+    """One `status` row (suite, kind, id, status, resumed, reason) for a manifest under root.
+
+    suite: the path from root to the suite folder (results/<NAME>/<suite> shows NAME/<suite>);
+    kind: run, teacher, or 'teacher (superseded build N)' for an earlier build's record;
+    status: the manifest's, except that a run stopped by Ctrl-C / SIGTERM (failed with the
+    'interrupted' reason) reads 'interrupted', and a 'running' one whose process is gone on
+    this host reads 'stopped'; reason: the manifest's reason, first line."""
+    from .runner.provenance import host
+
+    parts = manifest.relative_to(root).parts[:-1]
+    cut = max((i for i, p in enumerate(parts) if p in ("runs", "teachers")), default=None)
+    if cut is None or cut + 1 >= len(parts):
+        return None  # not a run or teacher record (e.g. a stray manifest.json)
+    suite = "/".join(parts[:cut]) or root.resolve().name
+    kind = "run" if parts[cut] == "runs" else "teacher"
+    ident = parts[cut + 1]
+    if kind == "teacher" and len(parts) > cut + 3 and parts[cut + 2] == "superseded":
+        kind = f"teacher (superseded build {parts[cut + 3]})"
+    status = str(man.get("status"))
+    reason = str(man.get("reason") or "").strip().splitlines()
+    reason = reason[0][:160] if reason else ""
+    if status == "failed" and reason.startswith("interrupted"):
+        status = "interrupted"
+    elif status == "running" and man.get("host") == host() and man.get("pid"):
+        try:
+            os.kill(int(man["pid"]), 0)
+        except ProcessLookupError:
+            status = "stopped"
+            reason = (f"process {man['pid']} is gone (killed?) without marking the run; rerun the "
+                      "suite to resume from the last checkpoint")
+        except (PermissionError, ValueError, OverflowError):
+            pass  # a process of another user, or an odd pid: leave the status as written
+    return [suite, kind, ident, status, str(man.get("resumed", 0)), reason]
 
 
 @main.command(name="ls")
@@ -301,7 +373,8 @@ def pack(dataset, out, data_root):
 @click.option("--seed", default=0, show_default=True, help="Bootstrap RNG seed.")
 @click.option("--interpolate", is_flag=True, help="Interpolate linearly between bracketing evaluations.")
 @click.option("--sustained", default=1, show_default=True, help="Require K consecutive evaluations past the threshold.")
-@click.option("--ci-method", "ci_method", type=click.Choice(["percentile", "bca"]), default="percentile", show_default=True)
+@click.option("--ci-method", "ci_method", type=click.Choice(["fieller", "percentile", "bca"]), default="fieller",
+              show_default=True, help="interval for the speedup; fieller holds its level from 4 seeds (docs/coverage.md)")
 @click.option("--reference", type=click.Path(dir_okay=False),
               help="Baseline reference JSON for the health check (default: the suite's `reference:`).")
 @click.option("--health-alpha", default=0.05, show_default=True, help="Family level of the baseline health check.")
@@ -314,7 +387,11 @@ def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustain
            health_alpha, tensorboard_dir, mlflow_uri):
     """Speedup tables with paired bootstrap CIs, censoring, plots -> reports/<suite>/ (report.md, index.html).
 
-    Exit status 3 when a baseline health check fails (the reports are still written)."""
+    With no RESULTS_DIRS: every suite under ./results ($W2S_RESULTS) whose report is missing or
+    older than its finished runs; up-to-date reports are left as they are (name a suite to
+    regenerate it). A suite under results/<NAME>/ (run --new-results NAME) reports to
+    reports/<NAME>/<suite>/. Exit status 3 when a baseline health check fails (the reports
+    are still written)."""
     import json
 
     from .analysis.load import ResultsError
@@ -332,23 +409,33 @@ def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustain
     for d in dirs:
         if not d.exists():
             raise UserError(f"no results directory {d}")
+    skipped = []
+
+    def on_skip(suite_dir, report_dir, why):
+        skipped.append(suite_dir)
+        click.echo(f"up to date: {report_dir} ({why}); to regenerate it: w2s-bench report {suite_dir}")
+
     try:
+        # no RESULTS named: never rewrite a report whose results have not changed (committed
+        # reports stay as they are); a named suite is always written
         paths = write_report(dirs, Path(out), unit=unit, thresholds=list(thresholds) or None, reps=reps, seed=seed,
                              interpolate=interpolate, sustained=sustained, ci_method=ci_method,
                              reference=reference, health_alpha=health_alpha, tensorboard_dir=tensorboard_dir,
-                             mlflow_uri=mlflow_uri)
+                             mlflow_uri=mlflow_uri, results_root=_results_dir(None),
+                             only_stale=not results_dirs, on_skip=on_skip)
     except ResultsError as e:
         raise UserError(str(e)) from None
-    if not paths:
+    if not paths and not skipped:
         raise UserError(f"no suites with runs under {', '.join(map(str, dirs))}")
     failed = False
+    colour = {"PASS": "green", "FAIL": "red"}
     for p in paths:
         click.echo(f"wrote {p} and {p.with_name('index.html')}")
         hj = p.with_name("health.json")
         if hj.is_file():
             health = json.loads(hj.read_text(encoding="utf-8"))
-            failed |= health["status"] != "PASS"
-            click.secho(health["headline"], fg="green" if health["status"] == "PASS" else "red", bold=True)
+            failed |= health["status"] == "FAIL"  # NOT TESTED is said, not an error
+            click.secho(health["headline"], fg=colour.get(health["status"], "yellow"), bold=True)
     if failed:
         sys.exit(3)
 

@@ -176,6 +176,9 @@ class SuiteCfg(RunSettings):
 
 SUITE_ONLY_KEYS = ("name", "description", "seeds", "arms", "reference")
 
+# what tasks/classification.py evaluates (top-1 and top-5 accuracy, in %)
+CLASSIFICATION_METRICS = ("accuracy", "top5")
+
 METRIC_RANGES = {"accuracy": (0.0, 100.0), "AP": (0.0, 100.0), "AP50": (0.0, 100.0), "AP75": (0.0, 100.0)}
 
 
@@ -246,7 +249,9 @@ def _loc(loc: tuple) -> str:
     return out
 
 
-def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """A pydantic ValidationError as [(YAML path under `prefix`, message)], one per problem;
+    public so a component's own options model (task_options, ...) reports like the suite."""
     out = []
     for e in err.errors():
         loc = _loc(e["loc"])
@@ -276,6 +281,9 @@ def load_yaml(path: str | Path) -> dict:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
+        if isinstance(e, yaml.constructor.ConstructorError):
+            # safe_load refuses tags such as !!python/object: configs are data, never code
+            problem += " (a suite is plain data: YAML tags that build Python objects are refused)"
         raise SuiteError(str(path), [(where, f"malformed YAML: {problem}")]) from None
     except UnicodeDecodeError:
         raise SuiteError(str(path), [("", "file is not UTF-8 text")]) from None
@@ -331,7 +339,7 @@ def validate_dict(raw: dict, source: str = "<suite>", *, data_root: str | None =
     try:
         cfg = SuiteCfg.model_validate(raw)
     except ValidationError as e:
-        problems += _pydantic_problems(e)
+        problems += pydantic_problems(e)
     arm_settings: dict[str, RunSettings] = {}
     merged_arms: dict[str, dict] = {}
     arms = raw.get("arms") if isinstance(raw.get("arms"), dict) else {}
@@ -352,7 +360,7 @@ def validate_dict(raw: dict, source: str = "<suite>", *, data_root: str | None =
             arm_settings[arm] = RunSettings.model_validate(merged)
         except ValidationError as e:
             # errors in the suite body are reported once above; here only what the arm set
-            for p, m in _pydantic_problems(e):
+            for p, m in pydantic_problems(e):
                 if _in_override(override, p):
                     problems.append((f"arms.{arm}.{p}", m))
     problems += semantic_problems(raw, merged_arms, check_paths=check_paths)
@@ -416,8 +424,9 @@ def semantic_problems(raw: dict, merged: dict[str, dict], *, check_paths: bool) 
         if (p, m) not in seen:
             seen.add((p, m))
             uniq.append((p, m))
-    if timm_names:
-        uniq += _check_timm(list({p: (p, n) for p, n in timm_names}.values()))
+    # timm names are looked up by `validate --deep` and by `run` before the lock
+    # (runner/deep_check.py): importing timm imports torch, and this schema stays torch-free
+    uniq += [(p, "timm: needs a model name, e.g. timm:resnet50") for p, n in dict(timm_names).items() if not n]
     return uniq
 
 
@@ -433,6 +442,8 @@ def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
             probs.append((f"{pre}data.dataset", f"unknown dataset {ds!r}; known: {', '.join(DATASETS.names())}"))
         elif isinstance(task, str) and task not in _tasks_of(DATASETS[ds]):
             probs.append((f"{pre}data.dataset", f"{ds!r} is a dataset for {'/'.join(_tasks_of(DATASETS[ds]))}, not {task}"))
+        elif kw_probs := _data_kwargs_problems(ds, _g(s, "data", "kwargs"), pre):
+            probs += kw_probs  # where the data is depends on its kwargs: looked for once they are right
         elif check_paths:
             data = s["data"]
             key = json.dumps([ds, data.get("root"), data.get("kwargs"), data.get("download")], sort_keys=True, default=str)
@@ -464,7 +475,7 @@ def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
             try:
                 TrainCfg.model_validate(deep_merge(s["train"], t["train"]))
             except ValidationError as e:
-                probs += [(p, m) for p, m in _pydantic_problems(e, f"{pre}teachers.{k}.train")
+                probs += [(p, m) for p, m in pydantic_problems(e, f"{pre}teachers.{k}.train")
                           if p.split(f"{pre}teachers.{k}.train.")[-1].split(".")[0] in t["train"]]
     d = s.get("distill")
     if isinstance(d, dict):
@@ -488,6 +499,10 @@ def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
                             probs.append((f"{pre}distill.kwargs.{key}", f"loss {loss!r} has no option {key!r} (its options: {known})"))
                         elif _num(val) is None or not opts[key][0] < val < opts[key][1]:
                             probs.append((f"{pre}distill.kwargs.{key}", f"must be a number in ({opts[key][0]}, {opts[key][1]}), got {val!r}"))
+                if d.get("beta") is not None and not entry.meta.get("reads_beta"):
+                    # only losses registered with reads_beta use the det/mse + beta*kd form
+                    probs.append((f"{pre}distill.beta", f"loss {loss!r} does not read beta (it mixes with alpha); "
+                                  "remove beta"))
                 if "tfkd_a" in d and loss != "tfkd":
                     probs.append((f"{pre}distill.tfkd_a", f"tfkd_a is an option of the tfkd loss only; loss {loss!r} would ignore it"))
         if isinstance(teacher, str) and teacher not in teachers:
@@ -512,6 +527,9 @@ def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
         if fe is not None and ep is not None and fe > ep:
             probs.append((f"{pre}distill.switch.fixed_epoch", f"{fe:g} is past the budget of {ep:g} epochs"))
     metric = _g(s, "targets", "metric")
+    if task == "classification" and isinstance(metric, str) and metric not in CLASSIFICATION_METRICS:
+        probs.append((f"{pre}targets.metric", f"classification reports {' or '.join(CLASSIFICATION_METRICS)}, "
+                      f"not {metric!r}"))
     if isinstance(metric, str) and metric in METRIC_RANGES and _g(s, "targets", "direction") not in (None, "higher"):
         probs.append((f"{pre}targets.direction", f"{metric} is higher-is-better"))
     if isinstance(task, str) and task in TASK_OPTION_CHECKS:
@@ -529,6 +547,16 @@ def _settings_problems(s: dict, pre: str, arms: dict[str, dict], arm: str,
     return probs
 
 
+def _data_kwargs_problems(ds: str, kwargs: Any, pre: str) -> list[tuple[str, str]]:
+    """A dataset that declares its options (registry meta `kwargs`): a typo is an error here,
+    before the lock, not a DataError when the loader first runs (or silently ignored)."""
+    known = DATASETS[ds].meta.get("kwargs")
+    if known is None or not isinstance(kwargs, dict):
+        return []
+    return [(f"{pre}data.kwargs.{key}", f"dataset {ds!r} has no option {key!r} "
+             f"(its options: {', '.join(known) or 'none'})") for key in kwargs if key not in known]
+
+
 # Task-specific checks of `task_options` (and anything else a task needs): torch-free
 # functions (settings) -> [(yaml path, message)], registered by import string.
 TASK_OPTION_CHECKS: dict[str, str] = {}
@@ -540,20 +568,18 @@ def _tasks_of(entry) -> tuple[str, ...]:
     return tuple(t) if isinstance(t, (tuple, list)) else (t,)
 
 
-def _check_timm(names: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    # Only suites that name timm models pay for importing timm here.
-    try:
-        import timm
-    except Exception as e:  # pragma: no cover - timm is a dependency
-        return [(p, f"timm is not importable ({e})") for p, _ in names]
-    return [(p, f"unknown timm model {n!r}") for p, n in names if not timm.is_model(n)]
+# Where a dataset should be: a torch-free function of the data layer, named by import string
+# like TASK_OPTION_CHECKS, since the suite is a leaf and imports no component (pyproject.toml's
+# import-linter layers).
+DATA_PATH_CHECK = "benchmark.data.paths:locate_problem"
 
 
 def data_path_problem(data: DataCfg) -> str | None:
     """Where a dataset should be and is not; None when it is there (or synthetic)."""
-    from .data.paths import locate_problem  # torch-free
+    import importlib
 
-    return locate_problem(data)
+    module, _, fn = DATA_PATH_CHECK.partition(":")
+    return getattr(importlib.import_module(module), fn)(data)
 
 
 # --------------------------------------------------------------------------- run specs

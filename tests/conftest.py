@@ -44,6 +44,54 @@ TINY_SUITE = {
 }
 
 
+# Where the shared test datasets live on the project's machines (../shared/datasets beside the
+# checkout); a fresh clone has no such folder, and tests that need real data skip or use a
+# stand-in (write_coco_standin) instead. DATA_HINT tells a user how to get the real data.
+SHARED_DATA = ROOT.parent / "shared" / "datasets"
+DATA_HINT = ("set W2S_DATA_ROOT to a folder holding it (on the project's machines: "
+             "../shared/datasets beside the checkout; its README gives sources and checksums)")
+
+
+def data_root() -> Path:
+    """$W2S_DATA_ROOT, else ../shared/datasets beside the checkout (may not exist)."""
+    return Path(os.environ.get("W2S_DATA_ROOT") or SHARED_DATA)
+
+
+def write_coco_standin(folder: Path, n_images: int = 6, size: int = 64) -> Path:
+    """A tiny COCO-format detection dataset in `folder` ({images/, annotations/instances.json},
+    the coco_json layout): `n_images` drawn JPEGs, each with one or two filled rectangles
+    whose boxes are the annotations (bbox = [x, y, w, h] in pixels, area = w * h, the COCO
+    convention), 2 categories. Enough for validate/plan tests, not for training.
+    Deterministic: the shapes come from a fixed-seed generator. Returns `folder`."""
+    import json
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i in range(1, n_images + 1):
+        im = Image.new("RGB", (size, size), (int(rng.integers(0, 80)),) * 3)
+        draw = ImageDraw.Draw(im)
+        for _ in range(1 + i % 2):
+            w, h = (int(v) for v in rng.integers(size // 6, size // 2, size=2))
+            x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+            cat = int(rng.integers(1, 3))
+            draw.rectangle([x, y, x + w - 1, y + h - 1], fill=(200, 40, 40) if cat == 1 else (40, 40, 200))
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cat,
+                         "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+        name = f"{i:012d}.jpg"
+        im.save(folder / "images" / name, quality=90)
+        images.append({"id": i, "file_name": name, "width": size, "height": size})
+    cats = [{"id": 1, "name": "red box", "supercategory": "shape"},
+            {"id": 2, "name": "blue box", "supercategory": "shape"}]
+    (folder / "annotations" / "instances.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return folder
+
+
 def _merge(base, over):
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)

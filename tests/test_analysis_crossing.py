@@ -89,10 +89,54 @@ def test_censoring_times_by_unit_and_status(tmp_path):
     assert one(c, "baseline-s0", 80.0, "steps") == (50.0, False)
     assert one(c, "baseline-s0", 80.0, "seconds") == (8.0, False)
     assert one(c, "baseline-s0", 80.0, "flops") == (4e12, False)
-    # diverged: its last row, every unit
-    assert one(c, "baseline-s1", 80.0, "epochs") == (2.0, False)
-    assert one(c, "baseline-s1", 80.0, "steps") == (20.0, False)
+    # diverged: a failure, censored at the budget (not at its last row, epoch 2: it can never
+    # cross); in seconds/flops at what its arm's complete runs spent
+    assert one(c, "baseline-s1", 80.0, "epochs") == (5.0, False)
+    assert one(c, "baseline-s1", 80.0, "steps") == (50.0, False)
+    assert one(c, "baseline-s1", 80.0, "seconds") == (8.0, False)
+    assert one(c, "baseline-s1", 80.0, "flops") == (4e12, False)
     assert len(c) == 2 * 5  # never dropped
+
+
+def test_running_run_keeps_its_last_evaluation_and_failed_without_complete_peer(tmp_path):
+    s = write_suite(tmp_path, thresholds=[80.0], arms=("baseline", "kd"))
+    write_run(s, "baseline", 0, [(1, 10), (2, 20)], budget_epochs=5, status="running")
+    write_run(s, "kd", 0, [(1, 10), (3, 20)], budget_epochs=5, status="failed")
+    with pytest.warns(ResultsWarning):
+        data = load_suite(s)
+    c = time_to_threshold(data.evals, data.runs, "accuracy", "higher", [80.0])
+    # running: may still cross, so only known not to have crossed by its last evaluation
+    assert one(c, "baseline-s0", 80.0, "epochs") == (2.0, False)
+    # failed: the budget in epochs; no complete run anywhere -> its own last row in seconds
+    assert one(c, "kd-s0", 80.0, "epochs") == (5.0, False)
+    assert one(c, "kd-s0", 80.0, "seconds") == (6.0, False)
+
+
+def test_diverged_run_counts_as_a_failure_in_rmst_and_p_sooner(tmp_path):
+    """Issue 18: arm seeds cross at 5, 5 and one diverges at epoch 1; the baseline crosses at
+    6 every time; budget 10. Censored at the budget the diverged run is a failure: RMST ratio
+    6 / (5 + 5/3) = 0.9 and P(sooner) = (1 + 1 + 0) / 3; censored where it stopped (epoch 1,
+    the old rule) it was 6 / 5 = 1.2 and (1 + 1 + 1/2) / 3 = 0.83."""
+    from benchmark.analysis.report import compare_arm
+
+    s = write_suite(tmp_path, thresholds=[80.0], arms=("baseline", "kd"))
+    for seed in range(3):
+        write_run(s, "baseline", seed, [(e, 10.0 * e + 20) for e in range(1, 11)])
+    write_run(s, "kd", 0, [(e, 10.0 * e + 30) for e in range(1, 11)])
+    write_run(s, "kd", 1, [(e, 10.0 * e + 30) for e in range(1, 11)])
+    write_run(s, "kd", 2, [(1, 30.0)], budget_epochs=10, status="diverged")
+    with pytest.warns(ResultsWarning, match="diverged"):
+        data = load_suite(s)
+    c = time_to_threshold(data.evals, data.runs, "accuracy", "higher", [80.0], ["epochs"])
+    assert one(c, "kd-s1", 80.0) == (5.0, True)
+    assert one(c, "baseline-s2", 80.0) == (6.0, True)
+    assert one(c, "kd-s2", 80.0) == (10.0, False)
+    row = compare_arm(c, "kd")[0].iloc[0]
+    assert row["tau"] == 10.0
+    assert row["rmst_ratio"] == pytest.approx(0.9)
+    assert row["p_sooner"] == pytest.approx(2 / 3)
+    assert row["point"] == pytest.approx(6 / (20 / 3))  # mean with the budget substituted
+    assert row["bound"] == "<="
 
 
 def test_lower_is_better_fid(tmp_path):

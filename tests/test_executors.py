@@ -13,7 +13,7 @@ from conftest import tiny_suite_dict
 
 from benchmark.errors import UserError
 from benchmark.runner.executors import RunRequest, parse_gpus
-from benchmark.runner.store import read_json, read_jsonl
+from benchmark.store import read_json, read_jsonl
 
 
 def _baseline_suite(name, seeds=(0, 1), epochs=1):

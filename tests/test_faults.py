@@ -20,7 +20,7 @@ from conftest import cli_cmd, tiny_suite_dict
 
 from benchmark import SCHEMA_VERSION
 from benchmark.cli import main
-from benchmark.runner.store import read_json, read_jsonl
+from benchmark.store import read_json, read_jsonl
 
 
 def _sub(args, env, cwd):
@@ -76,15 +76,22 @@ def test_yaml_is_never_executed(tmp_path, cli_env):
     assert not marker.exists()
 
 
+def _cifar_suite(data: dict, **overrides) -> dict:
+    """The tiny suite on `dataset: cifar10`, which takes no data.kwargs (the synthetic ones go)."""
+    d = tiny_suite_dict(data={"dataset": "cifar10", **data}, **overrides)
+    d["data"]["kwargs"] = {}
+    return d
+
+
 def test_missing_or_unreadable_data_root(tmp_path, cli_env, write_suite):
     missing = tmp_path / "no-such-root"
-    r = _sub(["validate", write_suite(tiny_suite_dict(data={"dataset": "cifar10", "root": str(missing)}))],
+    r = _sub(["validate", write_suite(_cifar_suite({"root": str(missing)}))],
              cli_env, tmp_path)
     assert r.returncode == 2 and str(missing) in r.stderr and "data.root" in r.stderr
     # a data root that is a file, not a folder (running as root, chmod cannot make one unreadable)
     f = tmp_path / "afile"
     f.write_text("x")
-    r = _sub(["run", write_suite(tiny_suite_dict(data={"dataset": "cifar10", "root": str(f)}), "f.yaml"),
+    r = _sub(["run", write_suite(_cifar_suite({"root": str(f)}), "f.yaml"),
               "--results-dir", tmp_path / "r"], cli_env, tmp_path)
     assert r.returncode == 2 and str(f) in r.stderr
     assert not (tmp_path / "r" / "tiny" / "runs").exists()  # nothing ran
@@ -128,8 +135,7 @@ def _imagefolder(root, bad_name="bad.png"):
 
 def test_corrupted_image_names_the_file(tmp_path, cli, write_suite):
     bad = _imagefolder(tmp_path / "data")
-    d = tiny_suite_dict(data={"dataset": "cifar10", "root": str(tmp_path / "data"), "holdout": 4},
-                        train={"batch_size": 4})
+    d = _cifar_suite({"root": str(tmp_path / "data"), "holdout": 4}, train={"batch_size": 4})
     res = cli("run", write_suite(d), "--results-dir", tmp_path / "r")
     assert res.exit_code == 2
     assert "cannot decode image" in res.output and str(bad) in res.output
@@ -207,12 +213,22 @@ def test_nan_loss_marks_diverged_suite_goes_on_report_censors(tmp_path, cli, wri
 
 
 def test_suite_yaml_safe_load_only(tmp_path):
-    """Belt and braces for the subprocess test above: the loader is yaml.safe_load."""
+    """The loader is yaml.safe_load: a complete, valid suite whose description is built by a
+    python tag is refused for the tag alone. Under unsafe loading the same file would build
+    the object and load as a valid suite, so this fails if safe loading is ever replaced."""
     from benchmark.errors import SuiteError
-    from benchmark.suite import load_suite
+    from benchmark.suite import load_suite, validate_dict
 
+    text = yaml.safe_dump(tiny_suite_dict(), sort_keys=False)
+    text += "description: !!python/object/apply:builtins.str [built by the YAML loader]\n"
     p = tmp_path / "s.yaml"
-    p.write_text("name: !!python/name:os.system\n")
-    with pytest.raises(SuiteError):
-        load_suite(p)
-    assert yaml.safe_load("a: 1") == {"a": 1}
+    p.write_text(text)
+    with pytest.raises(SuiteError) as e:
+        load_suite(p, check_paths=False)
+    [(where, msg)] = e.value.problems
+    assert where.startswith(f"line {len(text.splitlines())}")
+    assert "python/object/apply" in msg and "tags that build Python objects are refused" in msg
+    # what unsafe loading would have done: run the tag and hand over a valid suite
+    built = yaml.unsafe_load(text)
+    assert built["description"] == "built by the YAML loader"
+    assert validate_dict(built, str(p), check_paths=False).cfg.description == "built by the YAML loader"

@@ -184,8 +184,15 @@ def test_reference_from_lock_relative_path_and_failures(tmp_path, monkeypatch):
     (s / "suite.lock.json").write_text(json.dumps(lock))
     monkeypatch.chdir(tmp_path)
     h = assess(load_suite(s))
-    assert h is not None and h.passed and h.reference == "suites/reference/toy.json"
-    # 2 vs 2: the smallest possible p is 1/6, above every Holm level: the check is powerless.
+    assert h is not None and h.reference == "suites/reference/toy.json"
+    # 2 vs 2: the smallest possible p is 1/6, above every Holm level: the check is powerless,
+    # so it cannot pass either: NOT TESTED, never PASS.
+    assert h.status == "NOT TESTED" and not h.passed and not h.failed
+    assert h.headline().startswith(
+        "Baseline health check: NOT TESTED (2 new and 2 reference runs: too few to detect a "
+        "slower baseline;"
+    )
+    assert "PASS" not in h.headline() and json.loads(h.to_json())["status"] == "NOT TESTED"
     assert any(n.startswith("NO POWER") for n in h.notes)
 
     # Named only in the suite file the lock was made from (added after the runs): found.
@@ -206,7 +213,7 @@ def test_reference_from_lock_relative_path_and_failures(tmp_path, monkeypatch):
     ref_p = tmp_path / "suites" / "reference" / "toy.json"
     ref_p.write_text(json.dumps(dict(ref, protocol_sha256="0" * 64)))
     h = assess(load_suite(s), reference=ref_p)
-    assert h.passed and any("locked protocol" in n for n in h.notes)
+    assert h.status == "NOT TESTED" and any("locked protocol" in n for n in h.notes)
     ref_p.write_text(json.dumps(ref))
     # Named but missing: FAIL, saying why.
     h = assess(load_suite(s), reference=tmp_path / "nope.json")
@@ -221,3 +228,25 @@ def test_reference_from_lock_relative_path_and_failures(tmp_path, monkeypatch):
         load_suite(s), reference=tmp_path / "suites" / "reference" / "toy.json", unit="seconds"
     )
     assert h.unit == "epochs" and any("tested in epochs" in n for n in h.notes)
+
+
+def test_powerless_check_reads_not_tested_in_the_report_and_exits_0(tmp_path):
+    """2 new vs 2 reference runs cannot fail the check (smallest p 1/6 > 0.05 / 3): the report
+    says NOT TESTED at the top and among the warnings, never PASS; that is not an error."""
+    s = healthy_tree(tmp_path / "res", seeds=(0, 1))
+    ref = tmp_path / "ref.json"
+    assert CliRunner().invoke(main, ["reference", "build", str(s), "--out", str(ref)]).exit_code == 0
+    out = tmp_path / "reports"
+    res = CliRunner().invoke(
+        main, ["report", str(s), "--out", str(out), "--reps", "200", "--reference", str(ref)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "Baseline health check: NOT TESTED (2 new and 2 reference runs" in res.output
+    md = (out / "toy" / "report.md").read_text()
+    assert md.splitlines()[2].startswith("**Baseline health check: NOT TESTED (2 new and 2")
+    assert "PASS" not in md.split("## Warnings")[0]
+    warn = md.split("## Warnings")[1].split("##")[0]
+    assert warn.strip().startswith("- Baseline health check: NOT TESTED")
+    assert json.loads((out / "toy" / "health.json").read_text())["status"] == "NOT TESTED"
+    page = (out / "toy" / "index.html").read_text()
+    assert 'class="banner untested" id="health"' in page and 'class="banner pass"' not in page

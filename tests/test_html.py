@@ -118,16 +118,17 @@ def test_verdict_section_matches_summary(report_dir):
     summary = pd.read_csv(report_dir / "summary.csv", keep_default_na=False,
                           na_values={c: ["nan", ""] for c in ("point", "ci_low", "ci_high")})
     for r in summary.itertuples(index=False):
-        assert r.verdict == verdict(r.point, r.ci_low, r.ci_high, r.bound, r.n_seeds)
+        assert r.verdict_pointwise == verdict(r.point, r.ci_low, r.ci_high, r.bound, r.n_seeds,
+                                              r.ci_method)
     kd = summary[(summary["arm"] == "kd") & (summary["unit"] == "epochs")]
-    assert set(kd["verdict"]) == {"sooner"}  # kd is faster in every seed at every level
+    # kd is faster in every seed at every level, but 3 paired seeds are too few for the report's
+    # interval to hold its level (docs/coverage.md): no sooner/slower verdict, said in words
+    assert set(kd["verdict"]) == {"too few seeds"} and (kd["point"] > 1).all()
     assert set(summary.loc[summary["arm"] == "nt", "verdict"]) == {"too few seeds"}
     md = (report_dir / "report.md").read_text(encoding="utf-8")
     v = md[md.index("## Verdict") : md.index("## Headline")]
-    assert (
-        "- **kd** vs baseline, 3 paired seed(s), in epochs: sooner at 50, 80 (post hoc "
-        "thresholds, exploratory only: sooner at 70)" in v
-    )
+    assert "- **kd** vs baseline, 3 paired seed(s), in epochs: too few seeds at 50, 80" in v
+    assert "3 seeds: too few for a calibrated interval" in md
     assert "- **nt** vs baseline, 2 paired seed(s), in epochs: too few seeds" in v
     page = (report_dir / "index.html").read_text(encoding="utf-8")
     sec = page[page.index('id="verdict-h"') : page.index('id="headline-h"')]

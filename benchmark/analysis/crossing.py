@@ -17,8 +17,15 @@ Definitions (DESIGN.md, "The results contract"):
     - status "complete", units epochs / steps: the spec budget (budget.epochs / budget.steps);
     - status "complete", units seconds / FLOPs: the value at its last evaluation row (there is
       no budget in those units; the run stopped there);
-    - status diverged / running / failed: the value at its last evaluation row in every unit
-      (it stopped, or has not yet got, further than that).
+    - status "diverged" / "failed": the budget, as for a complete run that never got there. A
+      failed run never reaches the threshold, so censoring it at its divergence time would
+      treat it as a run that might still cross (Kaplan-Meier would redistribute its mass to
+      the runs that did) and make the arm look better for failing. In seconds / FLOPs, where
+      there is no budget, its horizon is the median last-evaluation value of the complete runs
+      of its arm (what the budget cost there), else of every complete run, else its own last
+      evaluation;
+    - status "running": the value at its last evaluation row in every unit (it has not yet
+      got further than that, and may still cross).
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ UNIT_LABELS: dict[str, str] = {
     "flops_teacher_train": "FLOPs + teacher training",
 }
 BUDGET_COLUMNS = {"epochs": "budget_epochs", "steps": "budget_steps"}
+# Run statuses that will never reach a threshold they have not reached: censored at the budget.
+FAILED_STATUSES = ("diverged", "failed")
 
 
 def reaches(values: np.ndarray, threshold: np.ndarray | float, direction: str) -> np.ndarray:
@@ -180,12 +189,16 @@ def time_to_threshold(
 
     status = runs_i.loc[all_ids, "status"].to_numpy()
     complete = status == "complete"
+    failed = np.isin(status, FAILED_STATUSES)
+    arm_of = runs_i.loc[all_ids, "arm"].to_numpy(dtype=object)
     horizon = last.copy()  # (U, R)
     for u, unit in enumerate(units):
         if unit in BUDGET_COLUMNS:
             budget = runs_i.loc[all_ids, BUDGET_COLUMNS[unit]].to_numpy(dtype=float)
-            use = complete & np.isfinite(budget)
+            use = (complete | failed) & np.isfinite(budget)
             horizon[u] = np.where(use, budget, last[u])
+        elif failed.any():
+            horizon[u] = _failed_horizon(last[u], complete, failed, arm_of)
     event = np.isfinite(t)
     time = np.where(event, t, horizon[:, None, :])
 
@@ -201,6 +214,23 @@ def time_to_threshold(
     meta = runs_i.loc[all_ids, ["arm", "seed", "status"]].reset_index()
     out = out.merge(meta, on="run_id", how="left", sort=False)
     return out[["run_id", "arm", "seed", "status", "threshold", "unit", "time", "event", "horizon"]]
+
+
+def _failed_horizon(
+    last: np.ndarray, complete: np.ndarray, failed: np.ndarray, arm: np.ndarray
+) -> np.ndarray:
+    """Horizons (R,) in a unit with no budget: a failed run gets the median last value of the
+    complete runs of its arm, else of every complete run, else keeps its own (see the module
+    doc). last, complete, failed, arm: (R,)."""
+    out = last.copy()
+    done = complete & np.isfinite(last)
+    overall = float(np.median(last[done])) if done.any() else np.nan
+    for r in np.flatnonzero(failed):
+        mine = done & (arm == arm[r])
+        h = float(np.median(last[mine])) if mine.any() else overall
+        if np.isfinite(h):
+            out[r] = max(h, last[r])  # never before the run's own last evaluation
+    return out
 
 
 def kaplan_meier(times: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,9 @@ check has level ``alpha``: FAIL when any test rejects H0.
 With few seeds the check has low power: with n new and m reference runs the smallest
 possible p is 1 / C(n + m, n) (0.05 for 3 vs 3), so only a slowdown in which every new run
 is slower than every reference run can fail it. The report prints the sample sizes and says
-so. A PASS therefore means "no evidence of a worse baseline", not proof of equivalence.
+so. A PASS therefore means "no evidence of a worse baseline", not proof of equivalence; and
+where even that extreme cannot reach the Holm level (e.g. 2 vs 2 runs: p >= 1/6), the check
+cannot fail at all and reads NOT TESTED, never PASS.
 
 Pure functions; the reference dict is written by the CLI (``reference build``), the check's
 result is written by report.py.
@@ -338,7 +340,8 @@ def _source_reference(suite: SuiteData) -> str | None:
 class HealthResult:
     """Outcome of check_baseline.
 
-    status:  "PASS" or "FAIL".
+    status:  "PASS", "FAIL", or "NOT TESTED" (no test could reject: the smallest attainable
+             p of every test exceeds its Holm level, so a slower baseline would go unseen).
     tests:   one row per test: check, threshold (NaN for the final value), unit, n_new, n_ref,
              n_censored_new, n_censored_ref, median_new, median_ref, statistic, p, p_min,
              exact, level (Holm), reject.
@@ -358,6 +361,10 @@ class HealthResult:
     @property
     def passed(self) -> bool:
         return self.status == "PASS"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAIL"
 
     def to_json(self) -> str:
         """health.json: the verdict for machines (CI reads status)."""
@@ -379,6 +386,13 @@ class HealthResult:
     def headline(self) -> str:
         """The one-line verdict printed at the top of report.md and index.html."""
         sizes = f"new n={self.n_new} vs reference n={self.n_ref}"
+        if self.status == NOT_TESTED:
+            return (
+                f"Baseline health check: NOT TESTED ({self.n_new} new and {self.n_ref} reference "
+                f"runs: too few to detect a slower baseline; even every new run slower than "
+                f"every reference run would not reach the Holm level {self.alpha:g}): run more "
+                f"seeds. Reference: {self.reference}."
+            )
         if self.passed:
             return (
                 f"Baseline health check: PASS ({sizes}; one-sided Gehan-Wilcoxon permutation "
@@ -390,6 +404,8 @@ class HealthResult:
             self.reasons
         )
 
+
+NOT_TESTED = "NOT TESTED"
 
 TEST_COLUMNS = [
     "check", "threshold", "unit", "n_new", "n_ref", "n_censored_new", "n_censored_ref",
@@ -536,7 +552,12 @@ def check_baseline(
         )
     n_new, n_ref = len(runs), len(ref_runs)
     p_min = tests["p_min"].astype(float)
-    if (p_min > tests["level"].astype(float)).all():
+    # Holm's first step compares the smallest of the m p-values with alpha / m and stops there
+    # if it is larger: when no test can attain p <= alpha / m (p_min = 1 / C(n + m_ref, n) for
+    # a permutation test), nothing can be rejected whatever the data.
+    m = int(np.isfinite(tests["p"].astype(float)).sum())
+    powerless = m == 0 or bool((p_min[np.isfinite(p_min)] > alpha / m).all())
+    if powerless:
         notes.append(
             f"NO POWER: with n={n_new} new and n={n_ref} reference runs the smallest attainable "
             f"p ({p_min.min():.3g}) exceeds every Holm level, so this check cannot fail; "
@@ -549,7 +570,7 @@ def check_baseline(
             "fail the check"
         )
     return HealthResult(
-        status="FAIL" if reasons else "PASS",
+        status="FAIL" if reasons else (NOT_TESTED if powerless else "PASS"),
         reference=reference,
         alpha=alpha,
         unit=unit,

@@ -12,7 +12,6 @@ column on a laptop screen, wide tables scroll sideways on screen and shrink in p
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import html
 from pathlib import Path
 
@@ -29,10 +28,12 @@ from benchmark.analysis.report import (
     fmt_speedup,
     headline_header,
     quality_rows,
+    results_stamp,
     suite_description,
     switch_rows,
     verdict_rows,
     verdict_sentences,
+    verdict_table_line,
 )
 
 PLOT_TITLES = {
@@ -66,6 +67,7 @@ pre { background: var(--head); padding: .6rem .8rem; overflow-x: auto; white-spa
           font-weight: 600; }
 .banner.pass { color: var(--ok); background: var(--ok-bg); border-color: var(--ok); }
 .banner.fail { color: var(--bad); background: var(--bad-bg); border-color: var(--bad); }
+.banner.untested { color: var(--fg); background: var(--warn-bg); border-color: var(--warn-line); }
 .banner ul { font-weight: 400; margin: .4rem 0 0; color: var(--fg); }
 td.v-sooner { color: var(--ok); background: var(--ok-bg); font-weight: 600; }
 td.v-slower { color: var(--bad); background: var(--bad-bg); font-weight: 600; }
@@ -167,10 +169,13 @@ def _verdict_section(an: SuiteAnalysis) -> str:
     attrs = [[{}, {}] + [{"class": f"v-{c}"} if c in ("sooner", "slower") else {} for c in r[2:]]
              for r in rows]
     items = "".join(f"<li><b>{esc(arm)}</b> {esc(x)}</li>" for arm, x in verdict_sentences(an))
+    line = verdict_table_line(an)  # every cell 'too few seeds': one line, not a grid of them
+    table = (f'<p id="verdict-collapsed">{esc(line)}</p>' if line
+             else _table(header, rows, table_id="verdict", cell_attrs=attrs))
     return (
         '<section><h2 id="verdict-h">Verdict</h2>'
         f'<p class="meta">{esc(VERDICT_RULE)}</p><ul id="verdict-list">{items}</ul>'
-        + _table(header, rows, table_id="verdict", cell_attrs=attrs)
+        + table
         + "</section>"
     )
 
@@ -258,7 +263,8 @@ def _health_block(an: SuiteAnalysis) -> str:
             '<p class="meta" id="health-none">Baseline health check: not run (the suite names '
             "no reference; build one with <code>w2s-bench reference build</code>).</p>"
         )
-    cls = "pass" if h.passed else "fail"
+    # NOT TESTED (a check without power) gets the warning colours, never the pass green
+    cls = "pass" if h.passed else ("fail" if h.failed else "untested")
     notes = "".join(f"<li>{esc(n)}</li>" for n in h.notes)
     return (
         f'<div class="banner {cls}" id="health">{esc(h.headline())}'
@@ -369,7 +375,7 @@ def render_html(
     direction = "higher is better" if su.direction == "higher" else "lower is better"
     pre = [t for t, ph in zip(an.thresholds, an.post_hoc) if not ph]
     ph = [t for t, p in zip(an.thresholds, an.post_hoc) if p]
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = results_stamp(su)  # a time from the results, not the clock: no churn on rerun
     n_status = su.runs["status"].value_counts().to_dict()
     arms = [a for a in su.arms if a in set(su.runs["arm"])]
     seeds_per_arm = su.runs.groupby("arm")["seed"].nunique().to_dict()
@@ -390,7 +396,9 @@ def render_html(
         (f'<p class="description">{esc(desc)}</p>' if (desc := suite_description(su)) else ""),
         _health_block(an),
         '<p class="meta">'
-        f"Generated {esc(now)} by w2s-bench {esc(__version__)} from <code>{esc(su.path)}</code> "
+        f"Results as of {esc(stamp['results_as_of'])} (end of the last finished run; fingerprint "
+        f"<code>{esc(stamp['results_fingerprint'])}</code>), reported by w2s-bench "
+        f"{esc(__version__)} from <code>{esc(su.path)}</code> "
         f"(suite sha256 <code>{esc(su.lock.get('suite_sha256', '?'))}</code>, locked "
         f"{esc(su.lock.get('created', '?'))}).<br>"
         f"Target metric: test <b>{esc(su.metric)}</b> ({direction}). Pre-registered thresholds: "

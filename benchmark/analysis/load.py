@@ -336,21 +336,24 @@ def load_suite(suite_dir: Path | str) -> SuiteData:
         evals = evals[evals["run_id"].isin(runs["run_id"])].reset_index(drop=True)
     runs = runs.sort_values(["arm", "seed"], kind="stable", ignore_index=True)
 
-    for status in ("running", "failed"):
+    bad = runs[runs["status"] == "running"]
+    if len(bad):
+        _warn(
+            messages,
+            f"{len(bad)} run(s) running (kept, censored at their last "
+            f"evaluation): {', '.join(bad['run_id'])}",
+        )
+    # A diverged or failed run never reaches a threshold it has not reached: it is censored at
+    # the budget, like a complete run that never got there (crossing.py), not at the time it
+    # stopped, which would count it as a run that might still cross.
+    for status in ("failed", "diverged"):
         bad = runs[runs["status"] == status]
         if len(bad):
             _warn(
                 messages,
-                f"{len(bad)} run(s) {status} (kept, censored at their last "
-                f"evaluation): {', '.join(bad['run_id'])}",
+                f"{len(bad)} run(s) {status} (kept as failures: censored at the budget, never "
+                f"crossing a threshold they had not reached): {', '.join(bad['run_id'])}",
             )
-    div = runs[runs["status"] == "diverged"]
-    if len(div):
-        _warn(
-            messages,
-            f"{len(div)} run(s) diverged (kept, censored at their last evaluation): "
-            f"{', '.join(div['run_id'])}",
-        )
 
     ev_cols = ["run_id", "arm", "seed", "event", "epoch", "step"]
     events_df = pd.DataFrame(event_rows)

@@ -24,15 +24,33 @@ import numpy as np
 import pandas as pd
 
 from benchmark import __version__
-from benchmark.analysis.crossing import UNIT_LABELS, UNITS, restricted_mean, time_to_threshold
+from benchmark.analysis.calibration import (
+    METHOD_LABELS,
+    holds,
+    interval_statement,
+    min_calibrated_n,
+    too_few,
+)
+from benchmark.analysis.crossing import (
+    FAILED_STATUSES,
+    UNIT_LABELS,
+    UNITS,
+    restricted_mean,
+    time_to_threshold,
+)
 from benchmark.analysis.load import ResultsError, SuiteData, find_suites, load_suite, teacher_build
+from benchmark.analysis.seeds import seeds_note, seeds_table
 from benchmark.analysis.stats import (
+    BOOTSTRAP_METHODS,
     CI_METHODS,
+    DEFAULT_CI_METHOD,
     MIN_SEEDS_FOR_CI,
     bootstrap_mean,
+    holm,
     p_sooner,
-    paired_ratio_bootstrap,
+    ratio_interval,
     resample_counts,
+    safe_ratio,
 )
 
 BASELINE = "baseline"
@@ -41,18 +59,26 @@ SUMMARY_COLUMNS = [
     "suite", "arm", "baseline", "metric", "direction", "threshold", "post_hoc", "unit",
     "headline", "n_seeds", "n_censored_arm", "n_censored_base", "mean_time_arm",
     "mean_time_base", "point", "ci_low", "ci_high", "ci_method", "reps", "bound", "p_sooner",
-    "tau", "rmst_arm", "rmst_base", "rmst_ratio", "per_seed_ratios", "verdict", "notes",
+    "tau", "rmst_arm", "rmst_base", "rmst_ratio", "per_seed_ratios", "p_value", "p_holm",
+    "verdict_pointwise", "verdict", "notes",
 ]  # fmt: skip
 
-# The plain-words reading of one speedup row (summary.csv `verdict`), decided by its 95% CI.
+# The plain-words reading of one speedup row. summary.csv `verdict_pointwise`: its own 95%
+# interval; `verdict`: the same, read with the arm's other pre-registered thresholds in that
+# unit as one family (Holm), which is what the verdict lines and table show.
 SOONER, SLOWER, NO_DIFF = "sooner", "slower", "no clear difference"
 CENSORED, FEW_SEEDS, NA, NO_CI = "inconclusive (censored)", "too few seeds", "n/a", "CI n/a"
+UNCALIBRATED = "uncalibrated CI"
+FAMILY_ALPHA = 0.05
 VERDICT_RULE = (
-    "Read mechanically from the tables below: 'sooner' / 'slower' where the 95% paired "
-    "bootstrap CI of the speedup excludes 1 (and censoring cannot overturn it), 'no clear "
-    "difference' where it spans 1, 'too few seeds' below 3 paired seeds. Each comparison is "
-    "read on its own: no correction for the number of thresholds, units and arms. Final "
-    "quality: the paired delta's 95% CI against 0."
+    "Read mechanically from the tables below: 'sooner' / 'slower' where the 95% interval of "
+    "the speedup excludes 1 (and censoring cannot overturn it) and, with the arm's other "
+    "pre-registered thresholds in the same unit as one family, its test of 'speedup = 1' "
+    "survives Holm's correction at family level 0.05 (post hoc thresholds: pointwise, "
+    "exploratory); 'no clear difference' otherwise; 'too few seeds' where the interval is "
+    "not calibrated at that number of paired seeds (e.g. '3 seeds: too few for a calibrated "
+    "interval'), so no verdict is given. Arms and units are not corrected against each "
+    "other. Final quality: the paired delta's 95% CI against 0."
 )
 
 
@@ -165,14 +191,25 @@ def _bound(n_cens_arm: np.ndarray, n_cens_base: np.ndarray) -> np.ndarray:
     return out
 
 
-def verdict(point: float, ci_low: float, ci_high: float, bound: str, n_seeds: int) -> str:
+def verdict(
+    point: float,
+    ci_low: float,
+    ci_high: float,
+    bound: str,
+    n_seeds: int,
+    method: str | None = DEFAULT_CI_METHOD,
+) -> str:
     """Sooner / slower only when the 95% CI excludes 1, and censoring cannot overturn it: a
     '>=' ratio (baseline censored: the true ratio is larger) can show 'sooner' but never
-    'slower', a '<=' ratio the reverse, a '?' ratio neither."""
+    'slower', a '<=' ratio the reverse, a '?' ratio neither. No verdict where `method` does
+    not hold its level at n_seeds (calibration.holds; method None skips that check): 'too
+    few seeds' if it does with more seeds, 'uncalibrated CI' if it never does."""
     if not math.isfinite(point):
         return NA
     if n_seeds < MIN_SEEDS_FOR_CI:
         return FEW_SEEDS
+    if method is not None and not holds(method, n_seeds):
+        return FEW_SEEDS if min_calibrated_n(method) is not None else UNCALIBRATED
     if math.isnan(ci_low) or math.isnan(ci_high):  # an infinite end is a valid CI end
         return NO_CI
     if ci_low > 1 and bound in ("", ">="):
@@ -185,8 +222,7 @@ def verdict(point: float, ci_low: float, ci_high: float, bound: str, n_seeds: in
 def _seed_ratio_strings(seeds, bt, be, at, ae) -> list[str]:
     """Per-column 'seed:ratio;...' with the per-seed censoring direction as a prefix."""
     out = []
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = bt / at
+    r = safe_ratio(bt, at)  # 0/0: both at the first evaluation, equal (1)
     for k in range(bt.shape[1]):
         parts = []
         for i, s in enumerate(seeds):
@@ -205,17 +241,19 @@ def compare_arm(
     baseline: str = BASELINE,
     reps: int = 10_000,
     seed: int = 0,
-    ci_method: str = "percentile",
+    ci_method: str = DEFAULT_CI_METHOD,
     with_seed_ratios: bool = True,
     counts_cache: dict | None = None,
 ) -> tuple[pd.DataFrame, list[int]]:
     """Speedup of one arm over the baseline for every (threshold, unit) in ``cross``.
 
     cross: crossing table rows (time_to_threshold) for both arms.
+    ci_method: one of stats.CI_METHODS; reps / seed / counts_cache serve the bootstrap ones.
     counts_cache: optional dict reused across calls; holds resample_counts for a fresh
         default_rng(seed) per number of seeds, i.e. exactly the draws a fresh generator
         would make, computed once.
-    returns (one row per threshold x unit with the statistics columns, paired seeds).
+    returns (one row per threshold x unit with the statistics columns, paired seeds). Its
+    `verdict` is pointwise (this cell's own interval); analyze_suite reads the family.
     """
     arms_col = cross["arm"].to_numpy(dtype=object)
     a = cross[arms_col == arm]
@@ -251,13 +289,16 @@ def compare_arm(
     bst, ast = np.asarray(bst, dtype=object), np.asarray(ast, dtype=object)
 
     counts = None
-    if counts_cache is not None and len(seeds) >= MIN_SEEDS_FOR_CI:
+    if (counts_cache is not None and len(seeds) >= MIN_SEEDS_FOR_CI
+            and ci_method in BOOTSTRAP_METHODS):
         key = (seed, len(seeds), reps)
         if key not in counts_cache:
             counts_cache[key] = resample_counts(np.random.default_rng(seed), len(seeds), reps)
         counts = counts_cache[key]
-    res = paired_ratio_bootstrap(
-        bt, at, np.random.default_rng(seed), reps=reps, method=ci_method, counts=counts
+    # Censored runs enter at their censoring time (the budget): the interval is then one of
+    # the ratio of restricted means, which bounds the true ratio ('<=' / '>=', _bound).
+    res = ratio_interval(
+        bt, at, np.random.default_rng(seed), method=ci_method, reps=reps, counts=counts
     )
     n_ca, n_cb = (~ae).sum(axis=0), (~be).sum(axis=0)
     # Restricted-mean horizon: the smallest horizon among the paired *complete* runs (all
@@ -276,6 +317,8 @@ def compare_arm(
         note = []
         if len(seeds) < MIN_SEEDS_FOR_CI:
             note.append(f"CI not meaningful with {len(seeds)} paired seed(s)")
+        elif not holds(ci_method, len(seeds)):
+            note.append(too_few(len(seeds)))
         if n_ca[k] or n_cb[k]:
             note.append(f"censored: {n_ca[k]} arm, {n_cb[k]} baseline")
         notes.append("; ".join(note))
@@ -289,20 +332,47 @@ def compare_arm(
         "tau": tau, "rmst_arm": rm_a, "rmst_base": rm_b, "rmst_ratio": rm_ratio,
         "per_seed_ratios": _seed_ratio_strings(seeds, bt, be, at, ae) if with_seed_ratios
         else "",
+        "p_value": res.p_value,
         "notes": notes,
     })  # fmt: skip
     out["verdict"] = [
-        verdict(p, lo, hi, b, len(seeds))
+        verdict(p, lo, hi, b, len(seeds), ci_method)
         for p, lo, hi, b in zip(out["point"], out["ci_low"], out["ci_high"], out["bound"])
     ]
     return out, seeds
+
+
+def family_verdicts(summary: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
+    """Read each arm's pre-registered thresholds in one unit as one family.
+
+    summary: compare_arm rows with columns arm, unit, threshold, post_hoc, p_value, bound,
+    verdict (pointwise). Within each (arm, unit), the p-values of the pre-registered rows are
+    Holm-adjusted (stats.holm); a pointwise 'sooner' / 'slower' stands only where the adjusted
+    p is <= alpha, else it reads 'no clear difference' ('inconclusive (censored)' for a
+    censored cell). Post hoc rows keep their pointwise verdict (p_holm NaN). The method's
+    interval excludes 1 exactly when its own p < 1 - level, so with one threshold this is the
+    pointwise verdict. returns a copy with p_holm, verdict_pointwise and verdict (family).
+    """
+    out = summary.copy()
+    out["verdict_pointwise"] = out["verdict"]
+    out["p_holm"] = np.nan
+    pre = ~out["post_hoc"].astype(bool)
+    for _, g in out[pre].groupby(["arm", "unit"], sort=False):
+        out.loc[g.index, "p_holm"] = holm(g["p_value"].to_numpy(float))
+    sig = out["p_holm"].to_numpy(float) <= alpha
+    decided = out["verdict"].isin([SOONER, SLOWER]).to_numpy()
+    drop = pre.to_numpy() & decided & ~sig
+    out.loc[drop, "verdict"] = np.where(out.loc[drop, "bound"] == "", NO_DIFF, CENSORED)
+    return out
 
 
 FINISHED = ("complete", "diverged")  # run statuses whose last evaluation is final
 QUALITY_NOTE = (
     "Last test evaluation of each finished run (complete or diverged; a run still running or "
     "stopped part way has no final value yet); mean over seeds [95% percentile bootstrap CI]; "
-    "delta = arm - baseline paired by seed."
+    "delta = arm - baseline paired by seed. Diverged and failed runs are counted next to n; "
+    "one without a finite final value is left out of the mean, which then flatters its arm "
+    "(survivorship: the run that failed would have scored worst)."
 )
 
 
@@ -314,7 +384,13 @@ def final_quality(
     The final value of a run is its last test evaluation of that metric (for a diverged run
     that may be NaN; NaNs are excluded and counted in n_nan). Only finished runs (complete or
     diverged) count: a run still running, or stopped part way, has no final value yet.
+    n_diverged: the arm's runs that diverged or failed; n_left_out: those of its diverged /
+    failed / finished runs with no finite final value (n_nan plus failed runs), left out of
+    the mean, which is then biased in the arm's favour (quality_rows says which way).
     """
+    status_of = suite.runs.groupby("arm")["status"]
+    n_div = status_of.apply(lambda x: int(x.isin(FAILED_STATUSES).sum()))
+    n_failed = status_of.apply(lambda x: int((x == "failed").sum()))
     finished = suite.runs.loc[suite.runs["status"].isin(FINISHED), "run_id"]
     ev = suite.evals[(suite.evals["split"] == "test") & suite.evals["run_id"].isin(finished)]
     if ev.empty:
@@ -345,6 +421,8 @@ def final_quality(
                 "metric": metric,
                 "n": int(np.isfinite(v).sum()),
                 "n_nan": int((~np.isfinite(v)).sum()),
+                "n_diverged": int(n_div.get(arm, 0)),
+                "n_left_out": int((~np.isfinite(v)).sum()) + int(n_failed.get(arm, 0)),
                 "mean": mean,
                 "ci_low": lo,
                 "ci_high": hi,
@@ -469,7 +547,7 @@ def analyze_suite(
     seed: int = 0,
     interpolate: bool = False,
     sustained: int = 1,
-    ci_method: str = "percentile",
+    ci_method: str = DEFAULT_CI_METHOD,
 ) -> SuiteAnalysis:
     """All tables of one suite's report, no files written. unit=None -> headline in epochs."""
     headline = unit or "epochs"
@@ -531,7 +609,7 @@ def analyze_suite(
         if other:
             # a ratio of wall-clock times from two machines measures the machines
             sec = df["unit"] == "seconds"
-            df.loc[sec, ["point", "ci_low", "ci_high", "rmst_ratio", "p_sooner"]] = np.nan
+            df.loc[sec, ["point", "ci_low", "ci_high", "rmst_ratio", "p_sooner", "p_value"]] = np.nan
             df.loc[sec, "verdict"] = NA
             df.loc[sec, "notes"] = [
                 "; ".join(x for x in (n, f"n/a: seed(s) {', '.join(map(str, other))} ran on another "
@@ -551,6 +629,13 @@ def analyze_suite(
                 f"arm {arm}: {len(seeds)} paired seed(s) -> CI not meaningful "
                 f"(need >= {MIN_SEEDS_FOR_CI})"
             )
+        elif not holds(ci_method, len(seeds)):
+            mn = min_calibrated_n(ci_method)
+            msgs.append(
+                f"arm {arm}: {too_few(len(seeds))} (the {ci_method} interval holds its 95% "
+                + (f"level from {mn} paired seeds" if mn else "level at no simulated number of "
+                   "seeds") + ", docs/coverage.md): no sooner/slower verdict"
+            )
         if sweep_cross is not None:
             sw, _ = compare_arm(
                 sweep_cross,
@@ -567,6 +652,7 @@ def analyze_suite(
         summary = pd.concat(summ, ignore_index=True)
         summary["post_hoc"] = summary["threshold"].map(ph_map).astype(bool)
         summary["headline"] = summary["unit"] == headline
+        summary = family_verdicts(summary)  # Holm over each arm's thresholds per unit
     else:
         summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
     summary["suite"], summary["baseline"] = suite.name, BASELINE
@@ -602,6 +688,9 @@ def analyze_suite(
             columns=["arm", "threshold", "unit", "point", "ci_low", "ci_high", "bound"]
         )
     )
+    # The sweep's band is each grid threshold's own interval: pointwise, not simultaneous
+    # (the chance that the whole curve lies inside it is lower than 95%).
+    sweep["band"] = "pointwise 95%"
     if len(sweep):
         sweep["pre_registered"] = [
             any(_is_close(t, p) for p in suite.thresholds) for t in sweep["threshold"]
@@ -655,7 +744,7 @@ def summarize(
     seed: int = 0,
     interpolate: bool = False,
     sustained: int = 1,
-    ci_method: str = "percentile",
+    ci_method: str = DEFAULT_CI_METHOD,
 ) -> pd.DataFrame:
     """The summary table (SUMMARY_COLUMNS) of every suite, concatenated; nothing written."""
     res = analyze(
@@ -696,8 +785,14 @@ def fmt_speedup(row, *, ci: bool = True, tex: bool = False) -> str:
     if ci:
         if np.isfinite(row.ci_low) and np.isfinite(row.ci_high):
             s += f" [{row.ci_low:.2f}, {row.ci_high:.2f}]"
+        elif np.isfinite(row.ci_low) and row.ci_high == np.inf:
+            # an unbounded interval (Fieller's when the arm's mean is not clearly above 0, or
+            # an arm crossing at time 0) is a result, not a missing one
+            inf = "$\\infty$" if tex else "inf"
+            s += f" [{row.ci_low:.2f}, {inf}]"
         elif row.n_seeds < MIN_SEEDS_FOR_CI:
-            s += " (CI n/a, n<3)"
+            # '<' in LaTeX text mode (OT1 fonts) prints an inverted exclamation mark
+            s += f" (CI n/a, {'$n<3$' if tex else 'n<3'})"
     return s
 
 
@@ -726,7 +821,7 @@ def regenerate_command(an: SuiteAnalysis, out_dir: Path) -> str:
         parts.append("--interpolate")
     if o["sustained"] != 1:
         parts += ["--sustained", str(o["sustained"])]
-    if o["ci_method"] != "percentile":
+    if o["ci_method"] != DEFAULT_CI_METHOD:
         parts += ["--ci-method", str(o["ci_method"])]
     if o.get("reference"):
         parts += ["--reference", str(o["reference"])]
@@ -740,7 +835,7 @@ def headline_header(an: SuiteAnalysis) -> tuple[list[str], list[str]]:
         "Threshold",
         "Arm",
         "n",
-        f"Speedup ({UNIT_LABELS[an.unit]}) [95% CI]",
+        f"Speedup ({UNIT_LABELS[an.unit]}) [pointwise 95% CI]",
         *[UNIT_LABELS[u] for u in units[1:]],
         "P(arm sooner)",
         f"RMST ratio ({UNIT_LABELS[an.unit]})",
@@ -780,6 +875,26 @@ def verdict_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
             ph = next(iter(by.values())).post_hoc
             rows.append([arm, _thr_label(t, ph), *[by[u].verdict if u in by else NA for u in units]])
     return header, rows
+
+
+def verdict_table_line(an: SuiteAnalysis) -> str | None:
+    """One line instead of the verdict table when every cell of it says 'too few seeds'
+    (a grid of identical cells tells the reader nothing the line does not); else None."""
+    _, rows = verdict_rows(an)
+    cells = {c for r in rows for c in r[2:]}
+    if not rows or cells != {FEW_SEEDS}:
+        return None
+    n = int(an.summary["n_seeds"].max()) if len(an.summary) else 0
+    method = str(an.options.get("ci_method") or DEFAULT_CI_METHOD)
+    mn = min_calibrated_n(method)
+    why = (f"fewer than the {MIN_SEEDS_FOR_CI} a confidence interval needs" if n < MIN_SEEDS_FOR_CI
+           else f"{too_few(n)}: the {method} interval holds its 95% level from {mn} paired "
+           "seeds (docs/coverage.md)")
+    return (
+        f"All {len(rows)} rows of the verdict table (arm x threshold, every unit) read "
+        f"'{FEW_SEEDS}': at most {n} paired seed(s), {why}. "
+        "The point estimates are in the headline table; they are a map, not evidence."
+    )
 
 
 def verdict_sentences(an: SuiteAnalysis) -> list[tuple[str, str]]:
@@ -829,7 +944,9 @@ def verdict_sentences(an: SuiteAnalysis) -> list[tuple[str, str]]:
                 word = "better" if better else "worse"
             else:
                 word = "no clear difference" if math.isfinite(lo) else ""
-            text += f". Final test {m}: {_ci(d, lo, hi)} vs baseline" + (f" ({word})" if word else "")
+            text += f". Final test {m}: {fmt_delta(d, lo, hi, m)} vs baseline" + (
+                f" ({word})" if word else ""
+            )
         out.append((arm, text + "."))
     return out
 
@@ -860,6 +977,54 @@ def censoring_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def interval_text(an: SuiteAnalysis, short: bool = False) -> str:
+    """The report's statement of its interval method and that method's measured coverage at
+    the numbers of paired seeds its comparisons have (calibration.interval_statement); short:
+    the method and its settings only."""
+    o = an.options
+    method = str(o.get("ci_method") or DEFAULT_CI_METHOD)
+    boot = (f" over seeds, {o['reps']} resamples, rng seed {o['seed']}"
+            if method in BOOTSTRAP_METHODS else "")
+    if short:
+        label = METHOD_LABELS.get(method, method)
+        return f"{label}{boot}; its measured coverage is in the Verdict section."
+    ns = sorted({int(x) for x in an.summary["n_seeds"]}) if len(an.summary) else []
+    return interval_statement(method, ns) + (f" Bootstrap: {boot.strip()}." if boot else "")
+
+
+def seeds_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]], str]:
+    """Header, rows and note of the 'How many seeds' table (Markdown and HTML): per arm and
+    pre-registered threshold, in the report's unit, the SD of the per-seed log speedup and the
+    paired seeds that would give a 95% interval within x/1.1 and 80% power at 1.2x
+    (seeds.seeds_table, its assumptions in seeds.seeds_note)."""
+    pre = [t for t, ph in zip(an.thresholds, an.post_hoc) if not ph]
+    method = str(an.options.get("ci_method") or DEFAULT_CI_METHOD)
+    mn = min_calibrated_n(method)
+    arms = list(dict.fromkeys(an.summary["arm"]))
+    tab = seeds_table(an.crossings, an.unit, pre, arms, baseline=BASELINE, min_seeds=mn)
+    header = ["Arm", "paired seeds", *[f"{t:g}" for t in pre]]
+    n_of = an.summary.groupby("arm")["n_seeds"].max()
+    rows = []
+    for arm, g in tab.groupby("arm", sort=False):
+        cells = []
+        for r in g.itertuples(index=False):
+            if not np.isfinite(r.sd):
+                cells.append(f"n/a ({r.pairs} uncensored pair(s))")
+                continue
+            nh = "n/a" if not np.isfinite(r.n_half_width) else str(int(r.n_half_width))
+            npw = "n/a" if not np.isfinite(r.n_power) else str(int(r.n_power))
+            cells.append(f"{r.sd:.3f}: {nh} / {npw}")
+        rows.append([arm, str(int(n_of.get(arm, 0))), *cells])
+    return header, rows, seeds_note(min_seeds=mn)
+
+
+def _seeds_md(an: SuiteAnalysis) -> list[str]:
+    header, rows, note = seeds_rows(an)
+    if not rows:
+        return []
+    return [f"## How many seeds ({UNIT_LABELS[an.unit]})", "", note, "", _md_table(header, rows), ""]
+
+
 def _censoring_md(an: SuiteAnalysis) -> str:
     return _md_table(*censoring_rows(an))
 
@@ -871,6 +1036,40 @@ def _ci(m, lo, hi, digits=4) -> str:
     return s + (f" [{lo:.{digits}g}, {hi:.{digits}g}]" if np.isfinite(lo) else " (CI n/a)")
 
 
+# Metrics the tasks report in percent (contract.py): a difference of two is in percentage points.
+PERCENT_METRICS = ("accuracy", "top5", "AP", "AP50", "AP75")
+
+
+def delta_unit(metric: str) -> str:
+    """'points' (percentage points) for percent metrics, else the metric's own name (FID)."""
+    return "points" if metric in PERCENT_METRICS else str(metric)
+
+
+def fmt_delta(d, lo, hi, metric: str, digits: int = 4) -> str:
+    """A paired difference with its sign and unit, read at a glance: '-0.44 points [-0.92,
+    +0.03]'; '(CI n/a)' when there is no interval (fewer than 3 pairs)."""
+    if d is None or not np.isfinite(d):
+        return "n/a"
+    s = f"{d:+.{digits}g} {delta_unit(metric)}"
+    if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+        return s + f" [{lo:+.{digits}g}, {hi:+.{digits}g}]"
+    return s + " (CI n/a)"
+
+
+def _quality_n(r, suite: SuiteData) -> str:
+    """The n cell of the final-quality table: finite runs, diverged/failed runs, and which way
+    leaving out runs without a final value biases the mean (in the arm's favour)."""
+    s = str(r.n)
+    div, out = int(getattr(r, "n_diverged", 0)), int(getattr(r, "n_left_out", r.n_nan))
+    extra = [f"{div} diverged/failed"] if div else []
+    if out:
+        way = ""
+        if r.metric == suite.metric:
+            way = " up" if suite.direction == "higher" else " down"
+        extra.append(f"{out} without a final value left out: mean biased{way}, in the arm's favour")
+    return s + (f" ({'; '.join(extra)})" if extra else "")
+
+
 def quality_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the final-quality table (shared by the Markdown and HTML reports)."""
     header = ["Metric", "Arm", "n", "final test value [95% CI]", "delta vs baseline [95% CI]"]
@@ -878,9 +1077,10 @@ def quality_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
         [
             r.metric,
             r.arm,
-            str(r.n) + (f" (+{r.n_nan} NaN)" if r.n_nan else ""),
+            _quality_n(r, an.suite),
             _ci(r.mean, r.ci_low, r.ci_high),
-            "-" if r.arm == BASELINE else _ci(r.delta, r.delta_ci_low, r.delta_ci_high),
+            "-" if r.arm == BASELINE
+            else fmt_delta(r.delta, r.delta_ci_low, r.delta_ci_high, r.metric),
         ]
         for r in an.quality.itertuples(index=False)
     ]
@@ -990,12 +1190,14 @@ _PLOT_NOTES = {
     ],
     "per_seed": lambda an: [
         f"Threshold {_thr_label(an.main_threshold, False)} (the hardest pre-registered one), "
-        f"in {UNIT_LABELS[an.unit]}; hollow triangles: censored at that time.",
+        f"in {UNIT_LABELS[an.unit]}: one dot per seed; hollow triangles: censored (never "
+        "reached) at that time; bar: mean over seeds, a censored run counted at its censoring "
+        "time (so a lower bound where there is one).",
         "",
     ],
     "km": lambda an: [
         "Fraction of runs that have reached the main threshold (1 - Kaplan-Meier survival); "
-        "+ marks censoring.",
+        "+ marks censoring; the x axis runs to the budget.",
         "",
     ],
 }
@@ -1012,7 +1214,7 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
     direction = "higher is better" if su.direction == "higher" else "lower is better"
     pre = [t for t, ph in zip(an.thresholds, an.post_hoc) if not ph]
     ph = [t for t, p in zip(an.thresholds, an.post_hoc) if p]
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = results_stamp(su)  # a time from the results, not the clock: no churn on rerun
     n_status = su.runs["status"].value_counts().to_dict()
     lines = [f"# w2s-bench report: {su.name}", ""]
     desc = suite_description(su)
@@ -1026,7 +1228,8 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
         "",
         f"    {regenerate_command(an, out_dir)}",
         "",
-        f"Generated {now} by w2s-bench {__version__} from `{su.path}` "
+        f"Results as of {stamp['results_as_of']} (end of the last finished run; fingerprint "
+        f"`{stamp['results_fingerprint']}`), reported by w2s-bench {__version__} from `{su.path}` "
         f"(suite sha256 `{su.lock.get('suite_sha256', '?')}`, locked {su.lock.get('created', '?')}).",
         f"Target metric: test **{su.metric}** ({direction}). Pre-registered thresholds: "
         f"{', '.join(f'{t:g}' for t in pre) or 'none'}."
@@ -1052,17 +1255,17 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
     ]
     lines += [f"- {w}" for w in an.warnings] or ["- none"]
     if len(an.summary):
-        lines += ["", "## Verdict", "", VERDICT_RULE, ""]
+        lines += ["", "## Verdict", "", VERDICT_RULE, "", interval_text(an), ""]
         lines += [f"- **{arm}** {x}" for arm, x in verdict_sentences(an)]
-        lines += ["", _md_table(*verdict_rows(an))]
+        lines += ["", verdict_table_line(an) or _md_table(*verdict_rows(an))]
     lines += [
         "",
         "## Headline: speedup over baseline",
         "",
         "Speedup = mean(baseline time to threshold) / mean(arm time to threshold) over seeds "
         "paired by seed value (> 1: the arm gets there sooner). "
-        f"[95% CI]: paired bootstrap over seeds, {o['reps']} resamples, {o['ci_method']}, "
-        f"seed {o['seed']}. FLOPs include the teacher's forward passes; 'FLOPs + teacher "
+        f"[pointwise 95% CI]: {interval_text(an, short=True)} FLOPs include the teacher's "
+        "forward passes; 'FLOPs + teacher "
         "training' also charges the teacher's training cost. '>= x': some baseline runs never "
         "reached the threshold (censored), so the true speedup is at least x; '<= x': some arm "
         "runs were censored; '~ x': both were, the point estimate is bounded in neither "
@@ -1075,12 +1278,15 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
         f"## Censoring and restricted mean time ({UNIT_LABELS[an.unit]})",
         "",
         "A run that never reaches a threshold is censored at its budget (epochs/steps, for "
-        "complete runs) or at its last evaluation (seconds/FLOPs, and any run that diverged, "
-        "failed or is still running); it is never dropped. tau = the smallest horizon among "
+        "complete runs) or at its last evaluation (seconds/FLOPs, and a run still running); "
+        "a run that diverged or failed never reaches it and is censored at the budget too "
+        "(in seconds/FLOPs: what its arm's complete runs spent), not where it stopped. It is "
+        "never dropped. tau = the smallest horizon among "
         "the paired complete runs. Per-seed ratios are baseline/arm time, seed:ratio.",
         "",
         _censoring_md(an) if len(an.summary) else "_n/a_",
         "",
+        *(_seeds_md(an) if len(an.summary) else []),
         "## Final quality",
         "",
         QUALITY_NOTE,
@@ -1112,6 +1318,8 @@ def render_markdown(an: SuiteAnalysis, out_dir: Path, plots: dict[str, str]) -> 
         "- `crossings.csv`: time to each threshold per run and unit (event=False: censored).",
         "- `evaluations.csv`: every raw evaluation row (run_id, arm, seed, ...).",
         "- `sweep.csv`, `quality.csv`, `switch.csv`, `tables.tex` (booktabs).",
+        "- `results_stamp.json`: the results this report was made from (`w2s-bench report` with "
+        "no arguments skips a suite whose finished runs have not changed since).",
         "",
     ]
     return "\n".join(lines)
@@ -1128,6 +1336,10 @@ _TEX_ESC = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    # OT1 text fonts have no < > |: they print as inverted punctuation; math mode has them
+    "<": r"$<$",
+    ">": r"$>$",
+    "|": r"$|$",
 }
 
 
@@ -1163,8 +1375,9 @@ def render_tex(an: SuiteAnalysis) -> str:
             "\\bottomrule",
             "\\end{tabular}",
             f"\\caption{{Speedup over baseline in time to test {tex_escape(an.suite.metric)} "
-            f"threshold: ratio of mean times over paired seeds [95\\% paired bootstrap CI, "
-            f"{an.options['reps']} resamples]. $\\geq$/$\\leq$: bounded by censoring."
+            f"threshold: ratio of mean times over paired seeds [pointwise 95\\% CI: "
+            f"{tex_escape(interval_text(an, short=True).split(';')[0])}]. "
+            "$\\geq$/$\\leq$: bounded by censoring."
             + (" $^\\dagger$post hoc threshold." if any(an.post_hoc) else "")
             + "}",
             "\\end{table}",
@@ -1181,7 +1394,10 @@ def render_tex(an: SuiteAnalysis) -> str:
             "\\midrule",
         ]
         for r in an.quality.itertuples(index=False):
-            d = "--" if r.arm == BASELINE else _ci(r.delta, r.delta_ci_low, r.delta_ci_high)
+            d = (
+                "--" if r.arm == BASELINE
+                else fmt_delta(r.delta, r.delta_ci_low, r.delta_ci_high, r.metric)
+            )
             out.append(
                 f"{tex_escape(r.metric)} & {tex_escape(r.arm)} & {r.n} & "
                 f"{_ci(r.mean, r.ci_low, r.ci_high)} & {d} \\\\"
@@ -1270,14 +1486,172 @@ def make_figures(an: SuiteAnalysis) -> dict[str, object]:
     main = an.main_threshold
     if main is not None:
         c = an.crossings[(an.crossings["unit"] == an.unit) & (an.crossings["threshold"] == main)]
-        figs["per_seed"] = plots.plot_per_seed(c, unit=an.unit, threshold=main, arms=arms)
-        figs["km"] = plots.plot_km(c, unit=an.unit, threshold=main, arms=arms)
+        figs["per_seed"] = plots.plot_per_seed(
+            c, unit=an.unit, threshold=main, arms=arms, metric=su.metric
+        )
+        figs["km"] = plots.plot_km(c, unit=an.unit, threshold=main, arms=arms, metric=su.metric)
     return figs
 
 
-def write_suite_report(an: SuiteAnalysis, out_dir: Path) -> Path:
-    """Write reports/<suite>/ for one analysed suite; returns the report.md path."""
-    d = Path(out_dir) / an.suite.name
+def _parse_time(s: object) -> _dt.datetime | None:
+    """A manifest/lock time ('2026-11-27T17:14:04+0000') as an aware datetime; None if not."""
+    try:
+        return _dt.datetime.strptime(str(s), "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+
+
+def results_stamp(suite: SuiteData) -> dict[str, str]:
+    """What a report is made from, derived from the results alone (never the clock, so a
+    report regenerated from unchanged results is byte-identical):
+
+    results_as_of:       the latest end time of a finished (complete or diverged) run, in UTC
+                         ('2026-11-27 17:14 UTC'); the lock's creation time when none finished.
+    results_fingerprint: sha256 (16 hex digits) of the finished runs (id, status, end), the
+                         teachers' builds, the locked protocol and the suite description.
+    A run still in progress changes neither: it is not a result yet.
+    """
+    import hashlib
+    import json
+
+    fin = suite.runs[suite.runs["status"].isin(FINISHED)]
+    ends = [t for t in (_parse_time(e) for e in fin["ended"]) if t is not None]
+    last = max(ends) if ends else _parse_time(suite.lock.get("created"))
+    as_of = last.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if last else "?"
+    body = {
+        "runs": sorted([str(r.run_id), str(r.status), str(r.ended)] for r in fin.itertuples()),
+        "teachers": sorted([str(k), int(v.get("generation", 1))] for k, v in suite.teachers.items()),
+        "locked": suite.lock.get("locked"),
+        "description": suite_description(suite),
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return {"results_as_of": as_of, "results_fingerprint": digest[:16]}
+
+
+STAMP_NAME = "results_stamp.json"
+
+
+def report_is_current(suite: SuiteData, report_dir: Path) -> tuple[bool, str]:
+    """(True, why) when report_dir/report.md was made from the suite's current results, else
+    (False, why). Reads the stamp written with the report; a report from before stamps existed
+    is current when no finished run ended after the minute its 'Generated ... UTC' line gives."""
+    import json
+
+    md = Path(report_dir) / "report.md"
+    if not md.is_file():
+        return False, "no report yet"
+    stamp = results_stamp(suite)
+    sp = Path(report_dir) / STAMP_NAME
+    if sp.is_file():
+        try:
+            old = json.loads(sp.read_text(encoding="utf-8"))
+        except ValueError:
+            return False, f"{sp} is unreadable"
+        if old.get("results_fingerprint") == stamp["results_fingerprint"]:
+            return True, f"results unchanged since the report, as of {stamp['results_as_of']}"
+        return False, (f"results changed: finished runs as of {stamp['results_as_of']}, report "
+                       f"made from results as of {old.get('results_as_of', '?')}")
+    m = re.search(r"^Generated (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", md.read_text("utf-8"), re.M)
+    if not m:
+        return False, "the report has no record of the results it was made from"
+    made = _dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=_dt.timezone.utc)
+    fin = suite.runs[suite.runs["status"].isin(FINISHED)]
+    ends = [t for t in (_parse_time(e) for e in fin["ended"]) if t is not None]
+    newer = [t for t in ends if t >= made + _dt.timedelta(minutes=1)]
+    if newer:
+        return False, f"{len(newer)} run(s) finished after the report was generated"
+    return True, "no run finished after the report was generated"
+
+
+def find_report_suites(results_dirs: list[Path]) -> list[Path]:
+    """Suite folders under each path: the path itself if it is one, its children that are, and
+    the children of its children that are (results/<NAME>/<suite>, made by `run --new-results
+    NAME`). A path with none raises ResultsError (load.find_suites' message)."""
+    from benchmark.analysis.load import LOCK_NAME
+
+    out: list[Path] = []
+    for d in map(Path, results_dirs):
+        found: list[Path] = []
+        if d.is_dir() and not (d / LOCK_NAME).is_file():
+            for c in sorted(p for p in d.iterdir() if p.is_dir()):
+                if (c / LOCK_NAME).is_file():
+                    found.append(c)
+                else:
+                    found += sorted(g for g in c.iterdir() if g.is_dir() and (g / LOCK_NAME).is_file())
+        out += found or find_suites([d])
+    return list(dict.fromkeys(out))
+
+
+def report_subdir(suite_dir: Path, results_root: Path | None) -> Path:
+    """Where under the output folder a suite's report goes, mirroring the results layout:
+    results/<suite> -> <out>/<suite>, results/<NAME>/<suite> (run --new-results NAME) ->
+    <out>/<NAME>/<suite>, so a separately named protocol never overwrites the main report.
+    A suite outside results_root (any --results-dir) -> <out>/<suite>. Returns the part
+    before <suite> (Path('') or Path('<NAME>'))."""
+    if results_root is not None:
+        try:
+            rel = Path(suite_dir).resolve().relative_to(Path(results_root).resolve())
+        except ValueError:
+            return Path()
+        return rel.parent
+    return Path()
+
+
+def mark_noisy_seconds(an: SuiteAnalysis) -> None:
+    """Mark an arm's speedups in train seconds unreliable where a paired run's wall time per
+    unit of work left the noise band of the suite's own baseline seeds (timing.noisy_pairs,
+    per kind of machine): a note on its seconds rows of the summary and a warning that says to
+    read epochs, steps or FLOPs. Numbers are left as computed; arms whose seconds are already
+    n/a (runs on another device) are left alone."""
+    from benchmark.analysis.timing import cost_rates, noisy_pairs
+
+    s = an.summary
+    rates = cost_rates(an.suite.evals, an.suite.runs)
+    if rates.empty or not len(s):
+        return
+    rates = rates.assign(kind=rates["device"].map(machine_kind))
+    rates = rates.drop_duplicates(["arm", "seed"], keep="last")
+    base = rates[rates["arm"] == BASELINE]
+    for arm in dict.fromkeys(s["arm"]):
+        sec = (s["arm"] == arm) & (s["unit"] == "seconds")
+        if not np.isfinite(s.loc[sec, "point"].astype(float)).any():
+            continue
+        a = rates[rates["arm"] == arm]
+        found, bands = {}, []
+        for (kind, per), b in base.groupby(["kind", "per"], sort=True):
+            ak = a[(a["kind"] == kind) & (a["per"] == per)]
+            band, ratios, flagged = noisy_pairs(dict(zip(b["seed"], b["rate"])),
+                                                dict(zip(ak["seed"], ak["rate"])))
+            found.update({sd: ratios[sd] for sd in flagged})
+            bands.append((band, per, len(b)))
+        if not found:
+            continue
+        band, per, nb = max(bands)
+        what = ", ".join(f"seed {sd} at {q:.2f}x" for sd, q in sorted(found.items()))
+        note = (f"unreliable in seconds: wall time per {'FLOP' if per == 'flop' else 'epoch'} vs "
+                f"the paired baseline run {what}, outside the {band:.2f}x spread of {nb} baseline "
+                "seed(s); read epochs, steps or FLOPs")
+        s.loc[sec, "notes"] = [
+            "; ".join(x for x in (n if isinstance(n, str) else "", note) if x)
+            for n in s.loc[sec, "notes"]
+        ]
+        an.warnings.append(
+            f"arm {arm}: speedups in train seconds are unreliable ({what} the baseline's wall time "
+            f"per {'FLOP' if per == 'flop' else 'epoch'}, beyond the {band:.2f}x the baseline "
+            "seeds differ among themselves: other work probably shared the machine); read the "
+            "speedups in epochs, steps or FLOPs instead"
+        )
+
+
+def write_suite_report(an: SuiteAnalysis, out_dir: Path, *, subdir: Path | str = "") -> Path:
+    """Write <out_dir>/<subdir>/<suite>/ for one analysed suite; returns the report.md path.
+
+    Nothing written depends on the clock (times come from the results: results_stamp), so
+    unchanged results give byte-identical files; results_stamp.json records what the report
+    was made from, for report_is_current."""
+    import json
+
+    d = Path(out_dir) / subdir / an.suite.name
     d.mkdir(parents=True, exist_ok=True)
     an.summary.to_csv(d / "summary.csv", index=False)
     an.crossings.to_csv(d / "crossings.csv", index=False)
@@ -1306,6 +1680,8 @@ def write_suite_report(an: SuiteAnalysis, out_dir: Path) -> Path:
 
     html = render_html(an, d, plots, regenerate=regenerate_command(an, Path(out_dir)))
     (d / "index.html").write_text(html, encoding="utf-8")
+    stamp = {"suite": an.suite.name, **results_stamp(an.suite), "w2s_bench": __version__}
+    (d / STAMP_NAME).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n", "utf-8")
     return md
 
 
@@ -1319,40 +1695,58 @@ def write_report(
     seed: int = 0,
     interpolate: bool = False,
     sustained: int = 1,
-    ci_method: str = "percentile",
+    ci_method: str = DEFAULT_CI_METHOD,
     reference: Path | str | None = None,
     health_alpha: float = 0.05,
     tensorboard_dir: Path | str | None = None,
     mlflow_uri: str | None = None,
+    results_root: Path | str | None = None,
+    only_stale: bool = False,
+    on_skip=None,
 ) -> list[Path]:
-    """Analyse every suite under results_dirs and write reports/<suite>/ for each.
+    """Analyse every suite under results_dirs and write <out_dir>/<suite>/ for each.
 
     reference: baseline reference JSON for the health check (default: the suite's own
         ``reference:`` key, from suite.lock.json; no check when neither names one).
     tensorboard_dir / mlflow_uri: also export every run and the summary to these trackers
         (optional extras; imported only when asked for).
-    Returns the report.md paths. Raises ResultsError for an unreadable tree or bad option.
+    results_root: the folder `run` writes to (results/): a suite under <root>/<NAME>/ (run
+        --new-results NAME) reports to <out_dir>/<NAME>/<suite>/ (report_subdir).
+    only_stale: skip a suite whose report is current (report_is_current); on_skip(suite_dir,
+        report_dir, why) is called for each skipped one.
+    Returns the report.md paths written. Raises ResultsError for an unreadable tree or bad
+    option.
     """
     from benchmark.analysis.health import assess
 
     written = []
-    for an in analyze(
-        results_dirs,
-        unit=unit,
-        thresholds=thresholds,
-        reps=reps,
-        seed=seed,
-        interpolate=interpolate,
-        sustained=sustained,
-        ci_method=ci_method,
-    ):
+    for path in find_report_suites(results_dirs):
+        data = load_suite(path)
+        sub = report_subdir(path, Path(results_root) if results_root is not None else None)
+        if only_stale:
+            current, why = report_is_current(data, Path(out_dir) / sub / data.name)
+            if current:
+                if on_skip is not None:
+                    on_skip(path, Path(out_dir) / sub / data.name, why)
+                continue
+        an = analyze_suite(
+            data,
+            unit=unit,
+            thresholds=thresholds,
+            reps=reps,
+            seed=seed,
+            interpolate=interpolate,
+            sustained=sustained,
+            ci_method=ci_method,
+        )
         an.options["reference"] = str(reference) if reference else None
         an.health = assess(
             an.suite, unit=an.unit, reference=reference, alpha=health_alpha, seed=seed
         )
         if an.health is not None and not an.health.passed:
             an.warnings.insert(0, an.health.headline())
-        written.append(write_suite_report(an, Path(out_dir)))
+        mark_noisy_seconds(an)
+        written.append(write_suite_report(an, Path(out_dir), subdir=sub))
         if tensorboard_dir is not None:
             from benchmark.export.tensorboard import export_tensorboard
 

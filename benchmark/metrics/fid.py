@@ -164,7 +164,7 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    from ..runner.store import atomic_write_bytes
+    from ..store import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save(obj, buf)

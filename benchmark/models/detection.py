@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..tasks.detection_options import default_anchor_sizes, fpn_group  # noqa: F401 (re-export)
-from ..tasks.detection_options import parse_name as _parse
+from .detection_names import default_anchor_sizes, fpn_group  # noqa: F401 (re-export)
+from .detection_names import parse_name as _parse
 
 # block outputs of mobilenet_v3_large.features at strides 4, 8, 16, 32 (found by probing;
 # the stride-2 blocks are 2, 4, 7, 13) and their channel counts

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import SCHEMA_VERSION
 from ..errors import LockMismatch, UserError
+from ..store import append_jsonl, read_json, read_jsonl, remove, write_json
 from ..suite import (
     FixedEpoch,
     RunSettings,
@@ -24,7 +25,7 @@ from ..suite import (
     teacher_spec,
 )
 from .locks import RunLock
-from .store import append_jsonl, read_json, read_jsonl, remove, write_json
+from .progress import machine_load
 
 
 # ----------------------------------------------------------------------------- plan
@@ -197,7 +198,7 @@ def _now() -> str:
 # ------------------------------------------------------------------------ execution
 def _claim(lock: RunLock) -> bool:
     """Take a run's lock; under DDP rank 0 takes it and every rank follows its answer."""
-    from . import ddp
+    from ..train import ddp
 
     if ddp.world()[1] > 1:
         return ddp.broadcast(lock.acquire() if ddp.is_main() else None)
@@ -247,6 +248,9 @@ class Executor:
              "versions": versions(), "device": device_info(device), "threads": threads, "host": host(),
              "pid": os.getpid(), "started": old.get("started", _now()), "ended": None,
              "resumed": old.get("resumed", 0), "lost_wall_s": old.get("lost_wall_s", 0.0)}
+        # the machine's load when this process (re)started the run, and at its end (finish):
+        # train seconds measured beside other jobs are slower and noisier (additive key)
+        m["load"] = {"start": machine_load()}
         m.update(extra or {})
         write_json(mpath, m)
         return m
@@ -254,6 +258,8 @@ class Executor:
     def finish(self, path: Path, status: str, **extra) -> None:
         m = read_json(path / "manifest.json")
         m.update(status=status, ended=_now(), **extra)
+        if isinstance(m.get("load"), dict):
+            m["load"]["end"] = machine_load()
         write_json(path / "manifest.json", m)
 
     # -- teachers
@@ -278,13 +284,23 @@ class Executor:
         return model, info
 
     def _teacher_settings(self, tspec: dict) -> RunSettings:
-        from ..suite import ModelCfg, TrainCfg
-
-        arm = next(a for a in self.suite.arm_names() if self.suite.arm_settings[a].distill
-                   and self.suite.arm_settings[a].distill.teacher == tspec["name"])
-        base = self.settings_for(arm)
-        return base.model_copy(update={"student": ModelCfg.model_validate(tspec["model"]),
-                                       "train": TrainCfg.model_validate(tspec["train"]), "distill": None})
+        """The settings a teacher is built from: its own resolved spec (the fields its id hashes:
+        task, model, train, data, threads, task_options), never the first arm that names it.
+        Only where the data lives (root, download) is not in the spec; it comes from an arm whose
+        teacher is this very id. --device/--threads overrides apply as for every run."""
+        sources = [a for a in self.suite.arm_names()
+                   if (s := self.suite.arm_settings[a]).distill and s.distill.teacher == tspec["name"]
+                   and teacher_spec(self.suite, s, tspec["name"])["teacher_id"] == tspec["teacher_id"]]
+        if not sources:
+            raise UserError(f"teacher {tspec['teacher_id']} belongs to no arm of suite {self.suite.name!r}")
+        where = self.suite.arm_settings[sources[0]].data
+        return RunSettings.model_validate({
+            "task": tspec["task"],
+            "data": {**tspec["data"], "root": where.root, "download": where.download},
+            "student": tspec["model"], "train": tspec["train"], "distill": None,
+            "targets": tspec["targets"], "task_options": tspec["task_options"],
+            "threads": self.threads or tspec["threads"], "device": self.device_name or tspec["device"],
+            "deterministic": tspec["deterministic"]})
 
     def run_teacher(self, item: PlanItem) -> str:
         import torch
@@ -363,7 +379,7 @@ class Executor:
                 model = loop.ema.model if loop.ema else model
             import io
 
-            from .store import atomic_write_bytes
+            from ..store import atomic_write_bytes
 
             buf = io.BytesIO()
             torch.save(model.state_dict(), buf)
@@ -585,8 +601,10 @@ def run_suite(suite: Suite, results_dir: Path, *, arms=None, seeds=None, device=
               progress=None, log=print, poll_s: float = 1.0, only: set[str] | None = None) -> dict[str, str]:
     """Run every pending item of the plan (or only the ids in `only`, whose dependencies
     must then be complete already); returns {id: final status}."""
-    from . import ddp
+    from ..train import ddp
+    from .deep_check import check_deep
 
+    check_deep(suite)  # model names and constructor arguments: before anything is written
     sdir = suite_dir(results_dir, suite)
     sdir.mkdir(parents=True, exist_ok=True)
     check_lock(suite, sdir, write=True)

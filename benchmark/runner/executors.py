@@ -92,8 +92,10 @@ def run_local_parallel(req: RunRequest, *, jobs: int, gpus: list[str], log=print
     if jobs < 1:
         raise UserError("--jobs must be at least 1")
     suite = req.load()
+    from .deep_check import check_deep
     from .execute import check_lock, suite_dir
 
+    check_deep(suite)  # before the lock and before any worker starts
     sdir = suite_dir(Path(req.results_dir), suite)
     sdir.mkdir(parents=True, exist_ok=True)
     check_lock(suite, sdir, write=True)  # once, before any worker starts
@@ -179,9 +181,11 @@ def run_slurm(req: RunRequest, opts: SlurmOptions, *, log=print) -> dict[str, st
         import submitit
     except ImportError:
         raise UserError("--executor slurm needs submitit: pip install 'w2s-bench[slurm]'") from None
+    from .deep_check import check_deep
     from .execute import check_lock, plan, suite_dir
 
     suite = req.load()
+    check_deep(suite)  # before the lock and before any job is submitted
     rdir = Path(req.results_dir)
     sdir = suite_dir(rdir, suite)
     sdir.mkdir(parents=True, exist_ok=True)

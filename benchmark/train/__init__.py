@@ -1,0 +1,1 @@
+"""The one training loop every task runs through, its clocks and its DDP collectives."""
