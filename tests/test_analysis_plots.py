@@ -85,7 +85,7 @@ def test_speedup_sweep_artists():
     (top,) = ax.child_axes
     assert [t.get_text() for t in top.get_xticklabels()] == ["80", "65*"]
     assert "post hoc" in top.get_xlabel()
-    assert "shaded: 95% CI" in fig.get_suptitle().replace("\n", " ")
+    assert "shaded: pointwise 95% CI, not simultaneous" in fig.get_suptitle().replace("\n", " ")
 
 
 def test_per_seed_dot_plot_artists():

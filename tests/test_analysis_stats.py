@@ -225,3 +225,13 @@ def test_holm_by_hand():
     assert adj[:3] == pytest.approx([0.03, 0.06, 0.06]) and np.isnan(adj[3])
     assert holm(np.array([0.5, 0.9])).tolist() == [1.0, 1.0]
     assert np.isnan(holm(np.array([np.nan]))).all()
+
+
+def test_t_mean_interval_by_hand():
+    from benchmark.analysis.stats import t_mean
+
+    m, lo, hi = t_mean(np.array([1.0, 2.0, np.nan, 3.0]))
+    # mean 2, sd 1, t_{0.975, 2} = 4.302653: 2 -/+ 4.302653 / sqrt(3)
+    assert m == 2.0 and lo == pytest.approx(2 - 4.302653 / 3**0.5, abs=1e-5)
+    assert hi == pytest.approx(2 + 4.302653 / 3**0.5, abs=1e-5)
+    assert np.isnan(t_mean(np.array([1.0, 2.0]))[1])  # fewer than 3 values: no interval

@@ -27,8 +27,10 @@ from benchmark.analysis.report import (
     fmt_num,
     fmt_speedup,
     headline_header,
+    interval_text,
     quality_rows,
     results_stamp,
+    seeds_rows,
     suite_description,
     switch_rows,
     verdict_rows,
@@ -174,10 +176,22 @@ def _verdict_section(an: SuiteAnalysis) -> str:
              else _table(header, rows, table_id="verdict", cell_attrs=attrs))
     return (
         '<section><h2 id="verdict-h">Verdict</h2>'
-        f'<p class="meta">{esc(VERDICT_RULE)}</p><ul id="verdict-list">{items}</ul>'
+        f'<p class="meta">{esc(VERDICT_RULE)}</p>'
+        f'<p class="meta" id="interval-method">{esc(interval_text(an))}</p>'
+        f'<ul id="verdict-list">{items}</ul>'
         + table
+        + _seeds_section(an)
         + "</section>"
     )
+
+
+def _seeds_section(an: SuiteAnalysis) -> str:
+    """The 'How many seeds' table (as in report.md), or nothing when it has no rows."""
+    header, rows, note = seeds_rows(an)
+    if not rows:
+        return ""
+    return (f'<h3 id="seeds-h">How many seeds</h3><p class="meta">{esc(note)}</p>'
+            + _table(header, rows, table_id="seeds"))
 
 
 def _headline_table(an: SuiteAnalysis) -> str:
@@ -431,8 +445,8 @@ def render_html(
         _verdict_section(an),
         '<section><h2 id="headline-h">Headline: speedup over baseline</h2>',
         "<p>Speedup = mean(baseline time to threshold) / mean(arm time to threshold) over seeds "
-        f"paired by seed value (&gt; 1: the arm gets there sooner). [95% CI]: paired bootstrap "
-        f"over seeds, {esc(o['reps'])} resamples, {esc(o['ci_method'])}, seed {esc(o['seed'])}. "
+        f"paired by seed value (&gt; 1: the arm gets there sooner). [95% CI]: "
+        f"{esc(interval_text(an, short=True))}. "
         "FLOPs include the teacher's forward passes; “FLOPs + teacher training” also charges "
         "the teacher's training cost. “&gt;= x”: some baseline runs never reached the "
         "threshold (censored), so the true speedup is at least x; “&lt;= x”: some arm runs "

@@ -251,9 +251,9 @@ def plot_speedup_sweep(
     cis = sweep[["ci_low", "ci_high"]].to_numpy(float) if len(sweep) else np.zeros((0, 2))
     cut = bool(((cis < lo) | (cis > hi)).any())
     if bands == len(arms) and arms:
-        what = "shaded: 95% CI"
+        what = "shaded: pointwise 95% CI, not simultaneous"
     elif bands:
-        what = "shaded: 95% CI, where an arm has >= 3 paired seeds"
+        what = "shaded: pointwise 95% CI (not simultaneous), where an arm has >= 3 paired seeds"
     else:
         what = "no CI band: fewer than 3 paired seeds"
     if bands and cut:
@@ -456,6 +456,6 @@ def plot_speedup_map(
     _title(
         fig, ax,
         f"Speedup over baseline ({UNIT_LABELS.get(unit, unit)}): blue sooner, red slower; "
-        "framed: 95% CI excludes 1",
+        "framed: a verdict (CI excludes 1, Holm across thresholds)",
     )  # fmt: skip
     return fig
