@@ -27,8 +27,14 @@ resumed (int), lost_wall_s (float), host; a teacher trained again because its te
 was missing also has rebuilt {reason, matches_record (bool), recorded_metrics}; a run with a
 teacher has teacher_generations (the builds of its teacher it learned from; absent in runs
 from before builds were recorded: build 1). Device is "cpu <model> <ISA> (N threads)" or
-"cuda:N <name>" (older runs: "cpu <arch> (N threads)"). All optional and additive:
+"cuda:N <name>" (older runs: "cpu <arch> (N threads)"). Runs from issue 22 on also record
+load {start: {loadavg_1m, cpus}, end: {...}} (the machine's load when the run (re)started and
+ended: a timing taken beside other jobs can be told apart). All optional and additive:
 schema_version unchanged.
+
+reports/<suite>/results_stamp.json (written by `report`, not part of the results): the
+fingerprint of the finished runs a report was made from, so `report` without arguments
+regenerates only suites whose results changed.
 
 teacher.json keys: schema_version, teacher_id, name, model, metrics {holdout: {metric:
 value}, test: {metric: value}}, cost {epochs, steps, samples, train_wall_s, eval_wall_s,
