@@ -11,7 +11,9 @@ collate in N DataLoader workers (persistent), then in the main process the copy 
             per-sample generators), channels_last, exactly what the training loop receives
   timm      timm.data.create_loader(is_training=True, color_jitter 0, no auto-augment, no
             random erasing, interpolation bilinear, use_prefetcher=True, persistent workers):
-            PIL decode, PIL crop + resize, uint8 collate, timm's PrefetchLoader normalises
+            PIL decode, PIL crop + resize, uint8 collate, timm's PrefetchLoader normalises;
+            then .contiguous(memory_format=channels_last), as a channels_last training loop
+            must (the harness's batches arrive channels_last)
 
 A round is one epoch of each pipeline; rounds alternate which goes first; round 0 starts and
 warms the workers and is not counted.
@@ -102,7 +104,9 @@ def timm_pipeline(train_dir: Path, size: int, workers: int, batch: int, device: 
                        use_prefetcher=True, persistent_workers=workers > 0)
 
     def one_epoch():
-        return iter(pl)
+        # the training loop's channels_last conversion of each batch (what the harness's
+        # batches already are), so that both sides hand the model the same tensor
+        return ((x.contiguous(memory_format=torch.channels_last), y) for x, y in pl)
 
     return (lambda: pl.loader), one_epoch
 
