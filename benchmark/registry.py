@@ -59,8 +59,8 @@ LOSSES = Registry("loss")
 DATASETS.add("synthetic", "benchmark.data.synthetic:load", "procedural 10-class 32x32 shapes/textures (no download)", task=("classification", "diffusion"), kwargs=("train", "test", "size", "noise", "contrast", "hue_noise"))
 DATASETS.add("cifar10", "benchmark.data.cifar:load_cifar10", "CIFAR-10: torchvision format or ImageFolder copy under <root>/cifar10", task=("classification", "diffusion"), kwargs=())
 DATASETS.add("cifar100", "benchmark.data.cifar:load_cifar100", "CIFAR-100: torchvision format or ImageFolder copy under <root>/cifar100", task="classification", kwargs=())
-DATASETS.add("imagefolder", "benchmark.data.imagefolder:load", "any <root>/<kwargs.path>/{train,val}/<class>/* tree, streamed", task="classification")
-DATASETS.add("imagenet", "benchmark.data.imagefolder:load_imagenet", "ImageNet in ImageFolder layout at <root>/imagenet/{train,val}", task="classification")
+DATASETS.add("imagefolder", "benchmark.data.imagefolder:load", "any <root>/<kwargs.path>/{train,val}/<class>/* tree, streamed", task="classification", kwargs=("path", "image_size", "workers", "prefetch_factor", "crop_scale", "crop_ratio", "eval_crop_pct"))
+DATASETS.add("imagenet", "benchmark.data.imagefolder:load_imagenet", "ImageNet in ImageFolder layout at <root>/imagenet/{train,val}", task="classification", kwargs=("path", "image_size", "workers", "prefetch_factor", "crop_scale", "crop_ratio", "eval_crop_pct"))
 DATASETS.add("pack", "benchmark.data.pack:load", "a `w2s-bench pack` file (kwargs.path), decoded into memory", task="classification", kwargs=("path",))
 
 # --- models: CIFAR-style 32x32 networks; any other name is looked up in timm ----------

@@ -5,6 +5,7 @@ its options model, per-sample augmentation generators, evaluation in the task, a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from benchmark.suite import RunSettings
 from benchmark.tasks import classification as C
 
 SEEDS = {"init": 0, "data_order": 1, "augment": 2}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +225,60 @@ def test_run_end_to_end_on_real_jpegs(jpegs, run_cli, write_suite, tmp_path):
         # 12 test images: every accuracy is a multiple of 100/12
         assert all(abs(row["value"] * 12 / 100 - round(row["value"] * 12 / 100)) < 1e-9 for row in test)
         assert np.isfinite([row["value"] for row in rows]).all()
+
+
+# ------------------------------------------------------- the smoke suite and its data
+def test_make_imagefolder_is_deterministic_and_imagenet_shaped(tmp_path, capsys):
+    from benchmark.data.make_imagefolder import image_size, main
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        w, h = image_size(rng)
+        assert 160 <= min(w, h) <= 375 and max(w, h) <= 500 and max(w, h) / min(w, h) <= 1.6 + 1e-9
+    for out in ("a", "b"):
+        assert main(["--out", str(tmp_path / out), "--classes", "2", "--train", "2", "--val", "1"]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.jpg"))
+    assert [str(p) for p in files] == ["train/disk/00000.jpg", "train/disk/00001.jpg", "train/square/00000.jpg",
+                                       "train/square/00001.jpg", "val/disk/00000.jpg", "val/square/00000.jpg"]
+    assert all((tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes() for p in files)
+    assert main(["--out", str(tmp_path / "a")]) == 2  # never merges into an existing folder
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_imagenet_smoke_suite_validates_with_its_options():
+    from benchmark.suite import load_suite
+
+    suite = load_suite(str(ROOT / "suites" / "imagenet-smoke.yaml"), check_paths=False)
+    for s in suite.arm_settings.values():
+        assert s.data.dataset == "imagefolder" and problems(s.data.kwargs) == []
+        assert s.student.name.startswith("timm:") and s.train.label_smoothing > 0
+        assert parse(s.data.kwargs).image_size == 64
+
+
+def test_perf_loader_dry_run(cli_env):
+    """perf/loader.py --tiny: both pipelines on 64 generated JPEGs, the ratio printed."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "perf" / "loader.py"), "--tiny"], env=cli_env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ratio harness/timm: wall" in r.stdout and "per core" in r.stdout
+    assert [line.split()[0] for line in r.stdout.splitlines() if line.startswith(("harness ", "timm "))] == \
+        ["harness", "timm"]
+
+
+def test_validate_rejects_an_unknown_imagefolder_option_before_the_lock():
+    # the streamed datasets declare their data.kwargs in the registry, so a typo is a
+    # validation problem with its YAML path, not a load error after suite.lock.json is written
+    import yaml
+
+    from benchmark.suite import validate_dict
+
+    raw = yaml.safe_load(open("suites/imagenet-smoke.yaml"))
+    raw["data"]["kwargs"]["image_szie"] = 64
+    raw["data"]["root"] = "/nonexistent"
+    from benchmark.errors import SuiteError
+
+    with pytest.raises(SuiteError, match=r"data\.kwargs\.image_szie"):
+        validate_dict(raw)
