@@ -397,6 +397,19 @@ def ratio_interval(
 # --------------------------------------------------------------------------- other statistics
 
 
+def _finite_sample(x: np.ndarray) -> tuple[np.ndarray, int, tuple[float, float, float] | None]:
+    """x (n,) without NaNs, its size, and the (mean, NaN, NaN) answer when it is too small for
+    an interval (all NaN when empty); None when an interval can be computed."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    n = x.size
+    if n == 0:
+        return x, n, (float("nan"), float("nan"), float("nan"))
+    if n < MIN_SEEDS_FOR_CI:
+        return x, n, (float(x.mean()), float("nan"), float("nan"))
+    return x, n, None
+
+
 def t_mean(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t interval of x (n,) (NaNs dropped): mean -/+ t_{(1+level)/2, n-1} *
     sd / sqrt(n), sd with ddof 1. CI NaN when n < MIN_SEEDS_FOR_CI.
@@ -406,14 +419,10 @@ def t_mean(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     deltas are differences of accuracies, close to normal. Example: x = [1, 2, 3] gives
     2 -/+ 4.303 * 1 / sqrt(3) = [-0.484, 4.484].
     """
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    n = x.size
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
+    x, n, early = _finite_sample(x)
+    if early is not None:
+        return early
     mean = float(x.mean())
-    if n < MIN_SEEDS_FOR_CI:
-        return mean, float("nan"), float("nan")
     half = t_quantile((1 + level) / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
     return mean, mean - half, mean + half
 
@@ -428,14 +437,10 @@ def bootstrap_mean(
     """Mean and percentile-bootstrap CI of x (n,) (NaNs dropped). CI NaN when n < 3.
 
     counts: optional precomputed resample_counts(rng, n_finite, reps) (rng then unused)."""
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    n = x.size
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
+    x, n, early = _finite_sample(x)
+    if early is not None:
+        return early
     mean = float(x.mean())
-    if n < MIN_SEEDS_FOR_CI:
-        return mean, float("nan"), float("nan")
     w = resample_counts(rng, n, reps) if counts is None else counts
     means = w @ x / n
     lo, hi = np.quantile(means, _quantile_levels(level))
