@@ -13,6 +13,9 @@ from pathlib import Path
 
 import click
 
+from .analysis.options import CI_METHODS as _CI_METHODS
+from .analysis.options import DEFAULTS as _REPORT
+from .analysis.options import UNITS as _UNITS
 from .errors import UserError
 
 
@@ -126,66 +129,24 @@ def run(suite_path, data_root, results_dir, new_results, arms, seeds, device, th
     """Run a suite: teachers, then every arm x seed; complete runs are skipped, killed runs resume."""
     from rich.console import Console
 
-    from .runner.execute import run_suite
-    from .runner.progress import SuiteProgress
-    from .suite import load_suite
+    from .runner.executors import SlurmOptions
+    from .runner.launch import RunOptions, launch
 
-    suite = load_suite(suite_path, data_root=data_root)
-    _check_selection(suite, arms, seeds)
-    if nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:
-        if executor != "local" or jobs != 1 or gpus:
-            raise UserError("--nproc-per-node runs one run at a time across processes; "
-                            "it does not combine with --jobs/--gpus/--executor slurm")
-        from .runner import ddp
-
-        args = [a for a in sys.argv[1:]]
-        i = next(k for k, a in enumerate(args) if a.startswith("--nproc-per-node"))
-        del args[i:i + (1 if "=" in args[i] else 2)]
-        sys.exit(ddp.relaunch(args, nproc_per_node))
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        from .runner import ddp
-
-        ddp.init()
-        if not ddp.is_main():  # rank 0 reports; the others train silently
-            run_suite_quiet(suite, _results_dir(results_dir) / (new_results or ""), arms, seeds, device, threads)
-            return
-    _term_is_interrupt()
-    rdir = _results_dir(results_dir)
-    if new_results:
-        rdir = rdir / new_results
+    slurm = SlurmOptions(partition=partition, time_min=time_min, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                         mem_gb=mem_gb, array_parallelism=array_parallelism, max_requeues=max_requeues,
+                         cluster=slurm_cluster)
+    opts = RunOptions(suite_path, _results_dir(results_dir), data_root=data_root, new_results=new_results,
+                      arms=list(arms), seeds=list(seeds), device=device, threads=threads, executor=executor,
+                      jobs=jobs, gpus=gpus, nproc_per_node=nproc_per_node, slurm=slurm)
     console = Console(stderr=True)
-    console.print(f"suite [bold]{suite.name}[/] -> {rdir / suite.name}")
-    from .runner.execute import plan as make_plan
-    from .runner.progress import busy_warning, machine_load
-
-    busy = busy_warning(machine_load(), threads or suite.cfg.threads)
-    if busy:
-        console.print(f"[yellow]warning: {busy}[/]")
-    # what is already done (skipped below) and what is left: for the ETA and the closing lines
-    before = make_plan(suite, rdir, list(arms) or None, list(seeds) or None)
-    if executor == "slurm" or jobs != 1 or gpus:
-        from .runner import executors as X
-
-        req = X.RunRequest(str(Path(suite_path).resolve()), str(rdir.resolve()), data_root, list(arms),
-                           list(seeds), device, threads)
-        if executor == "slurm":
-            if jobs != 1 or gpus:
-                raise UserError("--jobs/--gpus are for --executor local; with slurm each run is a job "
-                                "(use --array-parallelism, --gpus-per-run)")
-            opts = X.SlurmOptions(partition=partition, time_min=time_min, gpus_per_run=gpus_per_run,
-                                  cpus_per_run=cpus_per_run, mem_gb=mem_gb, array_parallelism=array_parallelism,
-                                  max_requeues=max_requeues, cluster=slurm_cluster)
-            out = X.run_slurm(req, opts, log=console.print)
-        else:
-            out = X.run_local_parallel(req, jobs=jobs, gpus=X.parse_gpus(gpus), log=console.print)
-    else:
-        with SuiteProgress(console, plan=before) as prog:
-            out = run_suite(suite, rdir, arms=list(arms) or None, seeds=list(seeds) or None, device=device,
-                            threads=threads, progress=prog, log=prog.log)
-    bad = {k: v for k, v in out.items() if v not in ("complete", "diverged")}
-    for line in closing_lines(before, out, rdir / suite.name):
+    outcome = launch(opts, console=console)
+    if outcome.exit_code is not None:  # this process relaunched itself under torchrun
+        sys.exit(outcome.exit_code)
+    if outcome.quiet:  # a DDP rank other than 0: rank 0 reports
+        return
+    for line in closing_lines(outcome.before, outcome.statuses, outcome.sdir):
         console.print(line)
-    if bad:
+    if outcome.not_done:
         sys.exit(1)
 
 
@@ -208,37 +169,6 @@ def closing_lines(before: list, out: dict[str, str], sdir: Path) -> list[str]:
         dest = Path("reports") / report_subdir(sdir, _results_dir(None)) / sdir.name
         lines.append(f"next: w2s-bench report {sdir}   (writes {dest}/report.md and index.html)")
     return lines
-
-
-def run_suite_quiet(suite, rdir, arms, seeds, device, threads):
-    from .runner.execute import run_suite
-
-    run_suite(suite, rdir, arms=list(arms) or None, seeds=list(seeds) or None, device=device,
-              threads=threads, progress=None, log=lambda *a, **k: None)
-
-
-def _term_is_interrupt():
-    """SIGTERM (kill, a scheduler's stop) ends a run like Ctrl-C: marked `failed` with a
-    resumable message, lock released; rerunning resumes from the last checkpoint."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _check_selection(suite, arms, seeds):
-    bad = [a for a in arms if a not in suite.cfg.arms]
-    if bad:
-        raise UserError(f"no arm {bad[0]!r} in suite {suite.name}; arms: {', '.join(suite.cfg.arms)}")
-    bad = [s for s in seeds if s not in suite.cfg.seeds]
-    if bad:
-        raise UserError(f"seed {bad[0]} is not pre-registered in suite {suite.name}; seeds: {suite.cfg.seeds}")
 
 
 @main.command()
@@ -335,17 +265,35 @@ def status_row(root: Path, manifest: Path, man: dict) -> list[str] | None:
 
 
 @main.command(name="ls")
+@friendly
 def ls_():
-    """List the registered datasets, models and losses."""
-    from .registry import DATASETS, LOSSES, MODELS
+    """List the registered datasets, models, losses and switch rules, with the plugins
+    (entry points in the `w2s_bench.plugins` group) that added any. Exit 2 if a plugin failed."""
+    from .registry import BUILTIN, DATASETS, LOSSES, MODELS, SWITCHES, load_plugins, plugin_problems
 
-    for title, reg in (("datasets", DATASETS), ("models", MODELS), ("losses", LOSSES)):
+    for title, reg in (("datasets", DATASETS), ("models", MODELS), ("losses", LOSSES), ("switch rules", SWITCHES)):
         click.secho(title, bold=True)
         for e in reg.entries():
             task = e.meta.get("task", "")
             task = "/".join(task) if isinstance(task, (tuple, list)) else task
-            click.echo(f"  {e.name:<28} [{task}] {e.help}")
-    click.echo("  (models: also any timm model as timm:<name>, e.g. timm:resnet50)")
+            origin = f" (from {e.origin})" if e.origin != BUILTIN else ""
+            try:
+                model = e.options_model()
+                opts = f" [options: {', '.join(model.model_fields) or 'none'}]" if model is not None else ""
+            except Exception as err:  # noqa: BLE001 - a plugin's broken declaration is listed, not raised
+                opts = f" [options model does not load: {type(err).__name__}: {err}]"
+            click.echo(f"  {e.name:<28} {f'[{task}] ' if task else ''}{e.help}{origin}{opts}")
+        if reg is MODELS:
+            click.echo("  (models: also any timm model as timm:<name>, e.g. timm:resnet50)")
+    plugins = load_plugins()
+    click.secho("plugins", bold=True)
+    for p in plugins:
+        what = ", ".join(p.names) if not p.error else "failed"
+        click.echo(f"  {p.name:<28} {p.origin} ({p.value}): {what}")
+    if not plugins:
+        click.echo("  none (a package adds components through an entry point in the w2s_bench.plugins group)")
+    if problems := plugin_problems():
+        raise UserError("\n".join(problems))
 
 
 @main.command()
@@ -367,24 +315,25 @@ def pack(dataset, out, data_root):
 @main.command()
 @click.argument("results_dirs", nargs=-1)
 @click.option("--out", default="reports", show_default=True, help="Output folder (reports/<suite>/...).")
-@click.option("--unit", type=click.Choice(["epochs", "steps", "seconds", "flops"]), help="Headline unit.")
+@click.option("--unit", type=click.Choice(_UNITS), help="Headline unit (default: epochs).")
 @click.option("--threshold", "thresholds", multiple=True, type=float, help="Extra threshold (labelled post hoc).")
-@click.option("--reps", default=10000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", default=0, show_default=True, help="Bootstrap RNG seed.")
+@click.option("--reps", default=_REPORT.reps, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", default=_REPORT.seed, show_default=True, help="Bootstrap RNG seed.")
 @click.option("--interpolate", is_flag=True, help="Interpolate linearly between bracketing evaluations.")
-@click.option("--sustained", default=1, show_default=True, help="Require K consecutive evaluations past the threshold.")
-@click.option("--ci-method", "ci_method", type=click.Choice(["fieller", "percentile", "bca"]), default="fieller",
+@click.option("--sustained", default=_REPORT.sustained, show_default=True,
+              help="Require K consecutive evaluations past the threshold.")
+@click.option("--ci-method", "ci_method", type=click.Choice(_CI_METHODS), default=_REPORT.ci_method,
               show_default=True, help="interval for the speedup; fieller holds its level from 4 seeds (docs/coverage.md)")
 @click.option("--reference", type=click.Path(dir_okay=False),
-              help="Baseline reference JSON for the health check (default: the suite's `reference:`).")
-@click.option("--health-alpha", default=0.05, show_default=True, help="Family level of the baseline health check.")
+              help="Baseline reference JSON for the health check (default: the one the suite's lock records).")
+@click.option("--health-alpha", default=_REPORT.health_alpha, show_default=True,
+              help="Family level of the baseline health check.")
 @click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False),
               help="Also write TensorBoard event files here (needs the trackers extra).")
 @click.option("--mlflow-uri", is_flag=False, flag_value="mlruns",
               help="Also log to MLflow at this tracking URI; alone: the local file store ./mlruns.")
 @friendly
-def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustained, ci_method, reference,
-           health_alpha, tensorboard_dir, mlflow_uri):
+def report(results_dirs, out, tensorboard_dir, mlflow_uri, **options):
     """Speedup tables with paired bootstrap CIs, censoring, plots -> reports/<suite>/ (report.md, index.html).
 
     With no RESULTS_DIRS: every suite under ./results ($W2S_RESULTS) whose report is missing or
@@ -395,6 +344,7 @@ def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustain
     import json
 
     from .analysis.load import ResultsError
+    from .analysis.options import ReportOptions
     from .analysis.report import write_report
 
     for mod, opt, extra in (("tensorboard", tensorboard_dir, "tensorboard"), ("mlflow", mlflow_uri, "mlflow-skinny")):
@@ -415,14 +365,23 @@ def report(results_dirs, out, unit, thresholds, reps, seed, interpolate, sustain
         skipped.append(suite_dir)
         click.echo(f"up to date: {report_dir} ({why}); to regenerate it: w2s-bench report {suite_dir}")
 
+    def export(an, md):  # trackers, when asked for (the analysis never imports them)
+        if tensorboard_dir is not None:
+            from .export.tensorboard import export_tensorboard
+
+            export_tensorboard(an, Path(tensorboard_dir))
+        if mlflow_uri is not None:
+            from .export.mlflow import export_mlflow
+
+            export_mlflow(an, mlflow_uri, report_dir=md.parent)
+
     try:
+        # the options of the command are ReportOptions' fields, by name (a test checks it)
+        opts = ReportOptions(**options)
         # no RESULTS named: never rewrite a report whose results have not changed (committed
         # reports stay as they are); a named suite is always written
-        paths = write_report(dirs, Path(out), unit=unit, thresholds=list(thresholds) or None, reps=reps, seed=seed,
-                             interpolate=interpolate, sustained=sustained, ci_method=ci_method,
-                             reference=reference, health_alpha=health_alpha, tensorboard_dir=tensorboard_dir,
-                             mlflow_uri=mlflow_uri, results_root=_results_dir(None),
-                             only_stale=not results_dirs, on_skip=on_skip)
+        paths = write_report(dirs, Path(out), opts, results_root=_results_dir(None),
+                             only_stale=not results_dirs, on_skip=on_skip, on_written=export)
     except ResultsError as e:
         raise UserError(str(e)) from None
     if not paths and not skipped:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from conftest import tiny_suite_dict
 
-from benchmark.runner.execute import Executor, plan
+from benchmark.runner.plan import plan
+from benchmark.runner.teachers import TeacherBuilder
 from benchmark.suite import validate_dict
 
 
@@ -20,10 +21,10 @@ def test_teacher_is_built_from_its_own_spec_not_the_first_arm(tmp_path):
     suite = _two_teacher_suite()
     teachers = [it for it in plan(suite, tmp_path) if it.kind == "teacher"]
     assert len(teachers) == 2  # the subset is part of the teacher's identity
-    ex = Executor(suite, tmp_path)
+    builder = TeacherBuilder(suite, tmp_path)
     by_subset = {}
     for it in teachers:
-        s = ex._teacher_settings(it.spec)
+        s = builder.settings(it.spec)
         by_subset[it.spec["data"]["train_subset"]] = s
         # every field the id hashes is the field the teacher is built from
         assert s.data.model_dump(exclude={"root", "download"}) == it.spec["data"]
@@ -40,5 +41,5 @@ def test_teacher_is_built_from_its_own_spec_not_the_first_arm(tmp_path):
 def test_teacher_settings_take_cli_overrides(tmp_path):
     suite = _two_teacher_suite()
     it = next(it for it in plan(suite, tmp_path) if it.kind == "teacher")
-    s = Executor(suite, tmp_path, device="cpu", threads=3)._teacher_settings(it.spec)
+    s = TeacherBuilder(suite, tmp_path, device="cpu", threads=3).settings(it.spec)
     assert (s.device, s.threads) == ("cpu", 3)

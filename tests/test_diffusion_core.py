@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 
-from benchmark.diffusion.losses import eps_distill_loss
 from benchmark.diffusion.samplers import ddim_sample, ddim_timesteps, ddpm_sample
 from benchmark.diffusion.schedule import cosine_betas, make_schedule
+from benchmark.distill.diffusion import EpsDistill
+from benchmark.distill.losses import Distillation, Outputs
 from benchmark.models.unet import unet
 
 torch.set_num_threads(1)
@@ -98,17 +99,27 @@ def test_unet_rejects_indivisible_size():
 
 
 # ----------------------------------------------------------------- distillation loss
+def _eps_loss(eps_s, eps, eps_t, *, alpha, beta, weight):
+    """The diffusion task's loss: L_simple, and the eps_distill term mixed in when active."""
+    mse = (eps_s.float() - eps.float()).pow(2).mean()
+    dist = Distillation("eps_distill", EpsDistill(), needs_teacher=True, alpha=alpha, beta=beta)
+    if not dist.active(eps_t, weight):
+        return mse, {"mse": mse.detach()}
+    return dist.apply(mse, {"mse": mse.detach()}, Outputs(eps_s, eps_t, eps), weight)
+
+
 def test_eps_distill_loss_hand_computed():
     eps_s = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
     eps = torch.tensor([0.0, 2.0, 5.0, 4.0])
     eps_t = torch.tensor([1.0, 1.0, 1.0, 1.0], requires_grad=True)
     # mse = (1 + 0 + 4 + 0) / 4 = 1.25 ; kd = (0 + 1 + 4 + 9) / 4 = 3.5
-    loss, parts = eps_distill_loss(eps_s, eps, eps_t, alpha=0.5, beta=0.3, weight=1.0)
+    assert EpsDistill()(Outputs(eps_s, eps_t, eps)).item() == pytest.approx(3.5)
+    loss, parts = _eps_loss(eps_s, eps, eps_t, alpha=0.5, beta=0.3, weight=1.0)
     assert loss.item() == pytest.approx(1.25 + 0.3 * 3.5)
     assert parts["mse"].item() == pytest.approx(1.25) and parts["kd"].item() == pytest.approx(3.5)
-    loss, _ = eps_distill_loss(eps_s, eps, eps_t, alpha=0.5, beta=0.3, weight=0.5)  # ramp weight
+    loss, _ = _eps_loss(eps_s, eps, eps_t, alpha=0.5, beta=0.3, weight=0.5)  # ramp weight
     assert loss.item() == pytest.approx(1.25 + 0.5 * 0.3 * 3.5)
-    loss, _ = eps_distill_loss(eps_s, eps, eps_t, alpha=0.4, beta=None, weight=1.0)  # alpha mix
+    loss, _ = _eps_loss(eps_s, eps, eps_t, alpha=0.4, beta=None, weight=1.0)  # alpha mix
     assert loss.item() == pytest.approx(0.6 * 1.25 + 0.4 * 3.5)
     loss.backward()
     assert eps_t.grad is None  # stop-gradient through the teacher
@@ -119,7 +130,7 @@ def test_eps_distill_loss_hand_computed():
 
 def test_eps_distill_loss_without_teacher_is_l_simple():
     eps_s, eps = torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0])
-    loss, parts = eps_distill_loss(eps_s, eps, None, alpha=0.5, beta=2.0, weight=0.0)
+    loss, parts = _eps_loss(eps_s, eps, None, alpha=0.5, beta=2.0, weight=0.0)
     assert loss.item() == pytest.approx(5.0) and "kd" not in parts
 
 

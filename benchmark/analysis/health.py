@@ -26,32 +26,37 @@ so. A PASS therefore means "no evidence of a worse baseline", not proof of equiv
 where even that extreme cannot reach the Holm level (e.g. 2 vs 2 runs: p >= 1/6), the check
 cannot fail at all and reads NOT TESTED, never PASS.
 
-Pure functions; the reference dict is written by the CLI (``reference build``), the check's
-result is written by report.py.
+Pure functions; the reference (reference.py) is written by the CLI (``reference build``),
+the check's result is written with the report (writers.py).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import itertools
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark import __version__
 from benchmark.analysis.crossing import UNIT_LABELS, time_to_threshold
 from benchmark.analysis.load import ResultsError, SuiteData
+from benchmark.analysis.reference import (  # noqa: F401  (re-exported: the CLI and tests use them)
+    BASELINE,
+    REFERENCE_FORMAT,
+    REFERENCE_UNITS,
+    REFERENCE_VERSION,
+    build_reference,
+    evals_of,
+    final_values,
+    find_reference,
+    protocol_sha256,
+    read_reference,
+    write_reference,
+)
 
-REFERENCE_FORMAT = "w2s-bench-baseline-reference"
-REFERENCE_VERSION = 1
-REFERENCE_UNITS = ("epochs", "steps", "flops")  # hardware-independent units only
-BASELINE = "baseline"
 DEFAULT_ALPHA = 0.05
 MAX_EXACT = 200_000  # enumerate every split of the pooled sample up to this many
 MC_REPS = 20_000
@@ -133,204 +138,6 @@ def holm_reject(p: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
             going = False
     return reject, level
 
-
-# --------------------------------------------------------------------------- reference
-
-
-def _final_values(suite: SuiteData, run_ids: list[str]) -> dict[str, float]:
-    """Last test evaluation of the target metric per run (NaN if none or NaN)."""
-    ev = suite.evals[
-        (suite.evals["split"] == "test")
-        & (suite.evals["metric"] == suite.metric)
-        & (suite.evals["run_id"].isin(run_ids))
-    ]
-    last = ev.sort_values(["run_id", "step"], kind="stable").groupby("run_id", observed=True)
-    vals = last["value"].last()
-    return {rid: float(vals.get(rid, np.nan)) for rid in run_ids}
-
-
-def _evals_of(suite: SuiteData, runs: pd.DataFrame) -> pd.DataFrame:
-    """The evaluation rows of a subset of runs (run_id categories trimmed to that subset,
-    as crossing.curve_arrays expects)."""
-    ev = suite.evals[suite.evals["run_id"].isin(runs["run_id"])].copy()
-    if isinstance(ev["run_id"].dtype, pd.CategoricalDtype):
-        ev["run_id"] = ev["run_id"].cat.remove_unused_categories()
-    return ev
-
-
-def _describe(x: np.ndarray) -> dict[str, float | None]:
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    if not len(x):
-        return {"min": None, "median": None, "mean": None, "max": None}
-    return {
-        "min": float(x.min()),
-        "median": float(np.median(x)),
-        "mean": float(x.mean()),
-        "max": float(x.max()),
-    }
-
-
-def build_reference(suite: SuiteData, *, arm: str = BASELINE, source: str = "") -> dict:
-    """Reference dict from the complete runs of ``arm`` in a loaded suite.
-
-    Stores per run: seed, git sha, budget, time to every pre-registered threshold in
-    REFERENCE_UNITS (with reached = False and the budget / last evaluation as censoring time
-    when never reached) and the final test value; plus a per-threshold distribution summary
-    for people reading the file. Raises ResultsError when there is no complete run.
-    """
-    runs = suite.runs[(suite.runs["arm"] == arm) & (suite.runs["status"] == "complete")]
-    if runs.empty:
-        raise ResultsError(
-            f"{suite.path}: no complete '{arm}' run to build a reference from "
-            f"(statuses: {suite.runs[suite.runs['arm'] == arm]['status'].tolist()})"
-        )
-    if not suite.thresholds:
-        raise ResultsError(f"{suite.path}: suite.lock.json has no thresholds")
-    units = list(REFERENCE_UNITS)
-    cross = time_to_threshold(
-        _evals_of(suite, runs), runs, suite.metric, suite.direction, suite.thresholds, units
-    )
-    final = _final_values(suite, list(runs["run_id"]))
-    out_runs = []
-    for r in runs.itertuples(index=False):
-        c = cross[cross["run_id"] == r.run_id]
-        out_runs.append(
-            {
-                "run_id": r.run_id,
-                "seed": int(r.seed),
-                "git_sha": r.git_sha,
-                "budget_epochs": _none_if_nan(r.budget_epochs),
-                "budget_steps": _none_if_nan(r.budget_steps),
-                "final_value": _none_if_nan(final[r.run_id]),
-                "time_to_threshold": [
-                    {
-                        "threshold": float(x.threshold),
-                        "unit": str(x.unit),
-                        "time": _none_if_nan(x.time),
-                        "reached": bool(x.event),
-                    }
-                    for x in c.itertuples(index=False)
-                ],
-            }
-        )
-    dist = []
-    for t in suite.thresholds:
-        for u in units:
-            c = cross[(cross["threshold"] == t) & (cross["unit"] == u)]
-            reached = c["event"].to_numpy(bool)
-            dist.append(
-                {
-                    "threshold": float(t),
-                    "unit": u,
-                    "n": int(len(c)),
-                    "n_censored": int((~reached).sum()),
-                    "reached": _describe(c["time"].to_numpy(float)[reached]),
-                }
-            )
-    return {
-        "format": REFERENCE_FORMAT,
-        "format_version": REFERENCE_VERSION,
-        "suite": suite.name,
-        "suite_sha256": suite.lock.get("suite_sha256"),
-        "protocol_sha256": protocol_sha256(suite),
-        "arm": arm,
-        "metric": suite.metric,
-        "direction": suite.direction,
-        "thresholds": [float(t) for t in suite.thresholds],
-        "units": units,
-        "crossing_rule": {"interpolate": False, "sustained": 1},
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "w2s_bench_version": __version__,
-        "source": source or str(suite.path),
-        "n_runs": len(out_runs),
-        "runs": out_runs,
-        "distribution": {
-            "time_to_threshold": dist,
-            "final_value": _describe(np.array([final[r] for r in runs["run_id"]], dtype=float)),
-        },
-    }
-
-
-def protocol_sha256(suite: SuiteData) -> str | None:
-    """sha256 of the lock's pre-registered protocol (``locked``: targets, seeds, recipe), which
-    unlike suite_sha256 does not change when only the description or reference key does."""
-    locked = suite.lock.get("locked")
-    if locked is None:
-        return None
-    blob = json.dumps(locked, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _none_if_nan(x: Any) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def write_reference(ref: dict, path: Path) -> Path:
-    """Write a reference dict as indented JSON (the only writer in this module)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(ref, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def read_reference(path: Path) -> dict:
-    """Read and validate a reference file; ResultsError when it is not one."""
-    path = Path(path)
-    try:
-        ref = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ResultsError(f"{path}: cannot read reference ({e})") from e
-    if not isinstance(ref, dict) or ref.get("format") != REFERENCE_FORMAT:
-        raise ResultsError(f"{path}: not a w2s-bench baseline reference")
-    if ref.get("format_version") != REFERENCE_VERSION:
-        raise ResultsError(
-            f"{path}: reference format_version {ref.get('format_version')!r}, this w2s-bench "
-            f"reads {REFERENCE_VERSION}; rebuild it with `w2s-bench reference build`"
-        )
-    for key in ("metric", "direction", "thresholds", "runs"):
-        if key not in ref:
-            raise ResultsError(f"{path}: reference has no {key!r}")
-    return ref
-
-
-def find_reference(suite: SuiteData, explicit: Path | str | None = None) -> Path | None:
-    """The reference file for a suite: ``explicit`` (CLI --reference) if given, else the
-    suite's ``reference:`` key as locked in suite.lock.json (resolved.reference), else the
-    same key in the suite file the lock was made from (lock ``source``; a reference is
-    usually built from the first runs, after the lock was written). Looked up relative to
-    the working directory, then to the repository root. None when nothing names one. A named
-    but missing file is returned as is (the check then fails, saying so)."""
-    if explicit:
-        return Path(explicit)
-    name = (suite.lock.get("resolved") or {}).get("reference") or _source_reference(suite)
-    if not name:
-        return None
-    p = Path(name)
-    if p.is_absolute() or p.exists():
-        return p
-    repo_root = Path(__file__).resolve().parents[2]
-    return repo_root / p if (repo_root / p).exists() else p
-
-
-def _source_reference(suite: SuiteData) -> str | None:
-    src = suite.lock.get("source")
-    if not src or not Path(src).is_file():
-        return None
-    import yaml
-
-    try:
-        raw = yaml.safe_load(Path(src).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    ref = raw.get("reference") if isinstance(raw, dict) else None
-    return str(ref) if ref else None
 
 
 # --------------------------------------------------------------------------- the check
@@ -419,6 +226,117 @@ def _fail(reference: str, alpha: float, unit: str, reason: str, n_new=0, n_ref=0
     )
 
 
+
+
+def _ref_times(ref_runs: list[dict], unit: str, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """The reference runs' (times, reached) to threshold t in unit."""
+    ref_x, ref_o = [], []
+    for r in ref_runs:
+        hit = [
+            e
+            for e in r["time_to_threshold"]
+            if e["unit"] == unit and math.isclose(float(e["threshold"]), t)
+        ]
+        if hit and hit[0]["time"] is not None:
+            ref_x.append(float(hit[0]["time"]))
+            ref_o.append(bool(hit[0]["reached"]))
+    return np.array(ref_x, dtype=float), np.array(ref_o, dtype=bool)
+
+
+def _threshold_rows(suite, runs, ref, thr: list[float], unit: str, seed: int) -> list[dict]:
+    """One test row per threshold: new vs reference times (censoring-aware)."""
+    if not thr:
+        return []
+    rule = ref.get("crossing_rule") or {}
+    cross = time_to_threshold(
+        evals_of(suite, runs),
+        runs,
+        suite.metric,
+        suite.direction,
+        thr,
+        [unit],
+        interpolate=bool(rule.get("interpolate", False)),
+        sustained=int(rule.get("sustained", 1)),
+    )
+    rows = []
+    for t in thr:
+        c = cross[cross["threshold"] == t]
+        new_x, new_o = c["time"].to_numpy(float), c["event"].to_numpy(bool)
+        ref_x, ref_o = _ref_times(ref["runs"], unit, t)
+        name = f"time to {t:g} ({UNIT_LABELS.get(unit, unit)})"
+        rows.append(_test_row(name, t, unit, new_x, new_o, ref_x, ref_o, seed))
+    return rows
+
+
+def _final_row(suite, done, ref_runs, seed: int) -> dict:
+    """The final-value test row. Badness = -value when higher is better; NaN (diverged) =
+    worst; the medians are reported back in the metric's own sign."""
+    sign = -1.0 if suite.direction == "higher" else 1.0
+    fv = final_values(suite, list(done["run_id"]))
+    new_v = np.array([fv[r] for r in done["run_id"]], dtype=float)
+    ref_v = np.array(
+        [np.nan if r.get("final_value") is None else r["final_value"] for r in ref_runs],
+        dtype=float,
+    )
+    new_b = np.where(np.isfinite(new_v), sign * new_v, np.inf)
+    ref_b = np.where(np.isfinite(ref_v), sign * ref_v, np.inf)
+    row = _test_row(
+        f"final test {suite.metric}",
+        np.nan,
+        "",
+        new_b,
+        np.ones(len(new_b), bool),
+        ref_b,
+        np.ones(len(ref_b), bool),
+        seed,
+    )
+    row["median_new"] = sign * row["median_new"] if np.isfinite(row["median_new"]) else np.nan
+    row["median_ref"] = sign * row["median_ref"] if np.isfinite(row["median_ref"]) else np.nan
+    return row
+
+
+def _context_notes(suite, ref, thr: list[float]) -> list[str]:
+    """Caveats about the reference itself: another suite, another protocol, thresholds it
+    does not store."""
+    notes: list[str] = []
+    if ref.get("suite") != suite.name:
+        notes.append(f"reference was built for suite {ref.get('suite')!r}, not {suite.name!r}")
+    proto = protocol_sha256(suite)
+    if ref.get("protocol_sha256") and proto and ref["protocol_sha256"] != proto:
+        notes.append(
+            "the locked protocol (targets, seeds, recipe) differs from the reference's: the "
+            "recipe changed since the reference was built"
+        )
+    missing = [t for t in suite.thresholds if t not in thr]
+    if missing:
+        notes.append(
+            "thresholds not in the reference, not checked: " + ", ".join(f"{t:g}" for t in missing)
+        )
+    return notes
+
+
+def _power_note(tests: pd.DataFrame, alpha: float, n_new: int, n_ref: int) -> tuple[bool, str]:
+    """(powerless, note). Holm's first step compares the smallest of the m p-values with
+    alpha / m and stops there if it is larger: when no test can attain p <= alpha / m (p_min
+    = 1 / C(n + m_ref, n) for a permutation test), nothing can be rejected whatever the data."""
+    p_min = tests["p_min"].astype(float)
+    m = int(np.isfinite(tests["p"].astype(float)).sum())
+    powerless = m == 0 or bool((p_min[np.isfinite(p_min)] > alpha / m).all())
+    if powerless:
+        return True, (
+            f"NO POWER: with n={n_new} new and n={n_ref} reference runs the smallest attainable "
+            f"p ({p_min.min():.3g}) exceeds every Holm level, so this check cannot fail; "
+            "run more seeds"
+        )
+    if min(n_new, n_ref) < LOW_POWER_N:
+        return False, (
+            f"low power: with n={n_new} new and n={n_ref} reference runs only a large, "
+            "consistent slowdown (nearly every new run slower than every reference run) can "
+            "fail the check"
+        )
+    return False, ""
+
+
 def check_baseline(
     suite: SuiteData,
     ref: dict,
@@ -455,91 +373,15 @@ def check_baseline(
         return _fail(reference, alpha, unit, f"no '{arm}' runs to check", 0, len(ref_runs))
     if not ref_runs:
         return _fail(reference, alpha, unit, "the reference holds no runs", len(runs), 0)
-    notes: list[str] = []
-    if ref.get("suite") != suite.name:
-        notes.append(f"reference was built for suite {ref.get('suite')!r}, not {suite.name!r}")
-    proto = protocol_sha256(suite)
-    if ref.get("protocol_sha256") and proto and ref["protocol_sha256"] != proto:
-        notes.append(
-            "the locked protocol (targets, seeds, recipe) differs from the reference's: the "
-            "recipe changed since the reference was built"
-        )
     ref_thr = [float(t) for t in ref["thresholds"]]
     thr = [t for t in suite.thresholds if any(math.isclose(t, r) for r in ref_thr)]
-    missing = [t for t in suite.thresholds if t not in thr]
-    if missing:
-        notes.append(
-            "thresholds not in the reference, not checked: " + ", ".join(f"{t:g}" for t in missing)
-        )
-    rule = ref.get("crossing_rule") or {}
-    cross = (
-        time_to_threshold(
-            _evals_of(suite, runs),
-            runs,
-            suite.metric,
-            suite.direction,
-            thr,
-            [unit],
-            interpolate=bool(rule.get("interpolate", False)),
-            sustained=int(rule.get("sustained", 1)),
-        )
-        if thr
-        else None
-    )
-    rows = []
-    for t in thr:
-        c = cross[cross["threshold"] == t]
-        new_x, new_o = c["time"].to_numpy(float), c["event"].to_numpy(bool)
-        ref_x, ref_o = [], []
-        for r in ref_runs:
-            hit = [
-                e
-                for e in r["time_to_threshold"]
-                if e["unit"] == unit and math.isclose(float(e["threshold"]), t)
-            ]
-            if hit and hit[0]["time"] is not None:
-                ref_x.append(float(hit[0]["time"]))
-                ref_o.append(bool(hit[0]["reached"]))
-        rows.append(
-            _test_row(
-                f"time to {t:g} ({UNIT_LABELS.get(unit, unit)})",
-                t,
-                unit,
-                new_x,
-                new_o,
-                np.array(ref_x, dtype=float),
-                np.array(ref_o, dtype=bool),
-                seed,
-            )
-        )
-    # Final value: badness = -value when higher is better; NaN (diverged) = worst.
+    notes = _context_notes(suite, ref, thr)
+    rows = _threshold_rows(suite, runs, ref, thr, unit, seed)
     done = runs[runs["status"].isin(["complete", "diverged"])]
     skipped = len(runs) - len(done)
     if skipped:
         notes.append(f"{skipped} {arm} run(s) still running or failed: left out of the final test")
-    sign = -1.0 if suite.direction == "higher" else 1.0
-    fv = _final_values(suite, list(done["run_id"]))
-    new_v = np.array([fv[r] for r in done["run_id"]], dtype=float)
-    ref_v = np.array(
-        [np.nan if r.get("final_value") is None else r["final_value"] for r in ref_runs],
-        dtype=float,
-    )
-    new_b = np.where(np.isfinite(new_v), sign * new_v, np.inf)
-    ref_b = np.where(np.isfinite(ref_v), sign * ref_v, np.inf)
-    row = _test_row(
-        f"final test {suite.metric}",
-        np.nan,
-        "",
-        new_b,
-        np.ones(len(new_b), bool),
-        ref_b,
-        np.ones(len(ref_b), bool),
-        seed,
-    )
-    row["median_new"] = sign * row["median_new"] if np.isfinite(row["median_new"]) else np.nan
-    row["median_ref"] = sign * row["median_ref"] if np.isfinite(row["median_ref"]) else np.nan
-    rows.append(row)
-
+    rows.append(_final_row(suite, done, ref_runs, seed))
     tests = pd.DataFrame(rows, columns=TEST_COLUMNS)
     reject, level = holm_reject(tests["p"].to_numpy(float), alpha)
     tests["level"], tests["reject"] = level, reject
@@ -551,24 +393,8 @@ def check_baseline(
             f"{r.median_ref:.4g}, one-sided p = {r.p:.3g} <= Holm level {r.level:.3g}"
         )
     n_new, n_ref = len(runs), len(ref_runs)
-    p_min = tests["p_min"].astype(float)
-    # Holm's first step compares the smallest of the m p-values with alpha / m and stops there
-    # if it is larger: when no test can attain p <= alpha / m (p_min = 1 / C(n + m_ref, n) for
-    # a permutation test), nothing can be rejected whatever the data.
-    m = int(np.isfinite(tests["p"].astype(float)).sum())
-    powerless = m == 0 or bool((p_min[np.isfinite(p_min)] > alpha / m).all())
-    if powerless:
-        notes.append(
-            f"NO POWER: with n={n_new} new and n={n_ref} reference runs the smallest attainable "
-            f"p ({p_min.min():.3g}) exceeds every Holm level, so this check cannot fail; "
-            "run more seeds"
-        )
-    elif min(n_new, n_ref) < LOW_POWER_N:
-        notes.append(
-            f"low power: with n={n_new} new and n={n_ref} reference runs only a large, "
-            "consistent slowdown (nearly every new run slower than every reference run) can "
-            "fail the check"
-        )
+    powerless, note = _power_note(tests, alpha, n_new, n_ref)
+    notes += [note] if note else []
     return HealthResult(
         status="FAIL" if reasons else (NOT_TESTED if powerless else "PASS"),
         reference=reference,

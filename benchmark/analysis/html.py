@@ -2,8 +2,8 @@
 
 Everything is inline (CSS in a <style> element, plots as base64 PNG data URIs), nothing is
 fetched and no script runs, so the file can be mailed, archived or opened offline and
-renders the same everywhere. The numbers are the same strings report.md shows (the
-formatting helpers of report.py), and every speedup cell carries data-arm / data-threshold
+renders the same everywhere. The tables are the very rows report.md shows (tables.py builds
+them once for both), and every speedup cell carries data-arm / data-threshold
 / data-unit attributes so a test can match it against summary.csv. Layout: a readable
 column on a laptop screen, wide tables scroll sideways on screen and shrink in print
 (@media print), and figures never split across pages.
@@ -16,102 +16,14 @@ import html
 from pathlib import Path
 
 from benchmark import __version__
+from benchmark.analysis.analyze import SuiteAnalysis
 from benchmark.analysis.crossing import UNIT_LABELS
-from benchmark.analysis.report import (
-    _PLOT_NOTES,
-    QUALITY_NOTE,
-    VERDICT_RULE,
-    SuiteAnalysis,
-    _thr_label,
-    censoring_rows,
-    fmt_num,
-    fmt_speedup,
-    headline_header,
-    interval_text,
-    quality_rows,
-    results_stamp,
-    seeds_rows,
-    suite_description,
-    switch_rows,
-    verdict_rows,
-    verdict_sentences,
-    verdict_table_line,
-)
-
-PLOT_TITLES = {
-    "map": "Speedup map",
-    "sweep": "Threshold sweep",
-    "curves": "Learning curves",
-    "per_seed": "Per-seed time to the main threshold",
-    "km": "Kaplan-Meier: time to the main threshold",
-}
-
-CSS = """
-:root { --fg: #1a1a1a; --muted: #555; --line: #d0d0d0; --head: #f2f4f7;
-        --ok: #0b6e2e; --ok-bg: #e6f4ea; --bad: #a50e0e; --bad-bg: #fce8e6;
-        --warn-bg: #fff4d6; --warn-line: #e0a800; }
-* { box-sizing: border-box; }
-html { font-size: 15px; }
-body { margin: 0 auto; padding: 1.5rem 1.5rem 3rem; max-width: 1180px; color: var(--fg);
-       font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-       sans-serif; line-height: 1.45; background: #fff; }
-h1 { font-size: 1.7rem; margin: 0 0 .4rem; }
-h2 { font-size: 1.25rem; margin: 2rem 0 .6rem; padding-bottom: .2rem;
-     border-bottom: 2px solid var(--line); }
-p, li { max-width: 75em; }
-.meta { color: var(--muted); font-size: .92rem; }
-.description { border-left: 4px solid var(--line); padding: .2rem .8rem; white-space: pre-line; }
-code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
-              font-size: .88em; }
-pre { background: var(--head); padding: .6rem .8rem; overflow-x: auto; white-space: pre-wrap;
-      word-break: break-all; }
-.banner { border: 2px solid; border-radius: 6px; padding: .7rem 1rem; margin: 1rem 0;
-          font-weight: 600; }
-.banner.pass { color: var(--ok); background: var(--ok-bg); border-color: var(--ok); }
-.banner.fail { color: var(--bad); background: var(--bad-bg); border-color: var(--bad); }
-.banner.untested { color: var(--fg); background: var(--warn-bg); border-color: var(--warn-line); }
-.banner ul { font-weight: 400; margin: .4rem 0 0; color: var(--fg); }
-td.v-sooner { color: var(--ok); background: var(--ok-bg); font-weight: 600; }
-td.v-slower { color: var(--bad); background: var(--bad-bg); font-weight: 600; }
-.warnings { background: var(--warn-bg); border-left: 6px solid var(--warn-line);
-            padding: .6rem 1rem; margin: 1rem 0; }
-.warnings.empty { background: var(--head); border-left-color: var(--line); }
-.warnings h2 { border: 0; margin: .2rem 0 .4rem; }
-.warnings ul { margin: 0; padding-left: 1.2rem; }
-.none { color: var(--muted); }
-.scroll { overflow-x: auto; margin: .4rem 0 1rem; }
-table { border-collapse: collapse; font-size: .9rem; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid var(--line); padding: .3rem .55rem; text-align: left;
-         vertical-align: top; }
-th { background: var(--head); font-weight: 600; }
-td.num { text-align: right; white-space: nowrap; }
-#headline td.num { white-space: normal; }
-.ci { white-space: nowrap; }
-tr.post-hoc td { background: #fbf3ff; }
-td.small { font-size: .8rem; max-width: 28em; }
-figure { margin: 1rem 0 1.6rem; break-inside: avoid; page-break-inside: avoid; }
-figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: var(--muted); font-size: .88rem; margin-top: .3rem; max-width: 75em; }
-nav.toc { font-size: .9rem; margin: .6rem 0 0; }
-nav.toc a { margin-right: .9rem; color: #1a4fa0; }
-@media print {
-  @page { size: A4; margin: 14mm 12mm; }
-  html { font-size: 10.5pt; }
-  body { max-width: none; padding: 0; }
-  nav.toc { display: none; }
-  a { color: inherit; text-decoration: none; }
-  .scroll { overflow: visible; }
-  table { font-size: 8pt; width: 100%; }
-  th, td { padding: 2px 4px; }
-  thead { display: table-header-group; }
-  tr, figure, .banner, .warnings { break-inside: avoid; page-break-inside: avoid; }
-  h2 { break-after: avoid; page-break-after: avoid; }
-  figure img { max-height: 120mm; width: auto; }
-  .banner, .warnings, th, tr.post-hoc td { -webkit-print-color-adjust: exact;
-                                           print-color-adjust: exact; }
-  section.provenance { break-before: page; page-break-before: always; }
-}
-"""
+from benchmark.analysis.figures import PLOT_NOTES, PLOT_TITLES
+from benchmark.analysis.fmt import fmt_num, thr_label
+from benchmark.analysis.html_style import CSS
+from benchmark.analysis.quality import QUALITY_NOTE
+from benchmark.analysis.speedup import VERDICT_RULE
+from benchmark.analysis.tables import SPEEDUP_COL, HeadlineTable, ReportTables, build_tables
 
 
 def esc(x: object) -> str:
@@ -163,60 +75,48 @@ def _table(
     return "".join(out)
 
 
-def _verdict_section(an: SuiteAnalysis) -> str:
+def _verdict_section(an: SuiteAnalysis, t: ReportTables) -> str:
     """The report's plain-words reading; sooner / slower cells coloured."""
-    if not len(an.summary):
+    if t.verdict is None:
         return '<section><h2 id="verdict-h">Verdict</h2><p class="none">n/a</p></section>'
-    header, rows = verdict_rows(an)
+    rows = t.verdict.rows
     attrs = [[{}, {}] + [{"class": f"v-{c}"} if c in ("sooner", "slower") else {} for c in r[2:]]
              for r in rows]
-    items = "".join(f"<li><b>{esc(arm)}</b> {esc(x)}</li>" for arm, x in verdict_sentences(an))
-    line = verdict_table_line(an)  # every cell 'too few seeds': one line, not a grid of them
+    items = "".join(f"<li><b>{esc(arm)}</b> {esc(x)}</li>" for arm, x in t.sentences)
+    line = t.verdict_line  # every cell 'too few seeds': one line, not a grid of them
     table = (f'<p id="verdict-collapsed">{esc(line)}</p>' if line
-             else _table(header, rows, table_id="verdict", cell_attrs=attrs))
+             else _table(t.verdict.header, rows, table_id="verdict", cell_attrs=attrs))
     return (
         '<section><h2 id="verdict-h">Verdict</h2>'
         f'<p class="meta">{esc(VERDICT_RULE)}</p>'
-        f'<p class="meta" id="interval-method">{esc(interval_text(an))}</p>'
+        f'<p class="meta" id="interval-method">{esc(t.interval)}</p>'
         f'<ul id="verdict-list">{items}</ul>'
         + table
-        + _seeds_section(an)
+        + _seeds_section(t)
         + "</section>"
     )
 
 
-def _seeds_section(an: SuiteAnalysis) -> str:
+def _seeds_section(t: ReportTables) -> str:
     """The 'How many seeds' table (as in report.md), or nothing when it has no rows."""
-    header, rows, note = seeds_rows(an)
-    if not rows:
+    if t.seeds is None:
         return ""
-    return (f'<h3 id="seeds-h">How many seeds</h3><p class="meta">{esc(note)}</p>'
-            + _table(header, rows, table_id="seeds"))
+    return (f'<h3 id="seeds-h">How many seeds</h3><p class="meta">{esc(t.seeds_note)}</p>'
+            + _table(t.seeds.header, t.seeds.rows, table_id="seeds"))
 
 
-def _headline_table(an: SuiteAnalysis) -> str:
-    """Same layout as report.md's headline table; every speedup cell tagged with its key."""
-    s = an.summary
-    units, header = headline_header(an)
-    rows, attrs, classes = [], [], []
-    for (t, arm), g in s.groupby(["threshold", "arm"], sort=False):
-        by = {r.unit: r for r in g.itertuples(index=False)}
-        h = by[an.unit]
-        rows.append(
-            [
-                _thr_label(t, h.post_hoc),
-                arm,
-                str(h.n_seeds),
-                *[_speedup_cell(fmt_speedup(by[u]) if u in by else "n/a") for u in units],
-                fmt_num(h.p_sooner, 2),
-                fmt_num(h.rmst_ratio),
-            ]
-        )
+def _headline_table(h: HeadlineTable) -> str:
+    """report.md's headline table, the same rows; every speedup cell tagged with its key."""
+    speed = range(SPEEDUP_COL, SPEEDUP_COL + len(h.units))
+    rows, attrs = [], []
+    for row, (t, arm) in zip(h.rows, h.keys):
+        rows.append([_speedup_cell(c) if j in speed else c for j, c in enumerate(row)])
         key = {"data-arm": str(arm), "data-threshold": repr(float(t))}
-        attrs.append([{}, {}, {}] + [{**key, "data-unit": u} for u in units] + [{}, {}])
-        classes.append("post-hoc" if h.post_hoc else "")
-    num = set(range(2, len(header)))
-    return _table(header, rows, table_id="headline", num=num, row_class=classes, cell_attrs=attrs)
+        attrs.append([{}] * SPEEDUP_COL + [{**key, "data-unit": u} for u in h.units] + [{}, {}])
+    classes = ["post-hoc" if ph else "" for ph in h.post_hoc]
+    num = set(range(2, len(h.header)))
+    return _table(h.header, rows, table_id="headline", num=num, row_class=classes,
+                  cell_attrs=attrs)
 
 
 def _summary_table(an: SuiteAnalysis) -> str:
@@ -228,7 +128,7 @@ def _summary_table(an: SuiteAnalysis) -> str:
     ]  # fmt: skip
     rows = [
         [
-            _thr_label(r.threshold, r.post_hoc),
+            thr_label(r.threshold, r.post_hoc),
             r.arm,
             UNIT_LABELS.get(r.unit, r.unit),
             r.n_seeds,
@@ -248,23 +148,23 @@ def _summary_table(an: SuiteAnalysis) -> str:
     return _table(header, rows, table_id="summary", num={3, 6, 7, 8, 9, 10, 11, 12})
 
 
-def _censoring_table(an: SuiteAnalysis) -> str:
-    header, rows = censoring_rows(an)
-    return _table(header, rows, table_id="censoring", num=set(range(4, 10)))
+def _censoring_table(t: ReportTables) -> str:
+    if t.censoring is None:
+        return '<p class="none">n/a</p>'
+    return _table(t.censoring.header, t.censoring.rows, table_id="censoring",
+                  num=set(range(4, 10)))
 
 
-def _quality_table(an: SuiteAnalysis) -> str:
-    if an.quality.empty:
+def _quality_table(t: ReportTables) -> str:
+    if t.quality is None:
         return '<p class="none">No test evaluations.</p>'
-    header, rows = quality_rows(an)
-    return _table(header, rows, table_id="quality", num={2, 3, 4})
+    return _table(t.quality.header, t.quality.rows, table_id="quality", num={2, 3, 4})
 
 
-def _switch_table(an: SuiteAnalysis) -> str:
-    if an.switch.empty:
+def _switch_table(t: ReportTables) -> str:
+    if t.switch is None:
         return '<p class="none">No arm distils.</p>'
-    header, rows = switch_rows(an)
-    return _table(header, rows, table_id="switch", num={2, 3, 4, 5, 6}) + (
+    return _table(t.switch.header, t.switch.rows, table_id="switch", num={2, 3, 4, 5, 6}) + (
         '<p class="meta">Medians are over runs that switched off; "never" = no switch_off '
         "event.</p>"
     )
@@ -379,60 +279,71 @@ def _figure(path: Path, title: str, notes: list[str]) -> str:
     )
 
 
-def render_html(
-    an: SuiteAnalysis, report_dir: Path, plots: dict[str, str], *, regenerate: str = ""
-) -> str:
-    """The page as a string. plots: figure key -> PNG file name inside report_dir (as
-    written by report.write_suite_report); each is inlined as a data URI."""
-    su = an.suite
-    o = an.options
+def _meta_html(an: SuiteAnalysis, t: ReportTables) -> str:
+    """What the report is made from: results, metric, thresholds, runs, crossing rule."""
+    su, o = an.suite, an.options
     direction = "higher is better" if su.direction == "higher" else "lower is better"
-    pre = [t for t, ph in zip(an.thresholds, an.post_hoc) if not ph]
-    ph = [t for t, p in zip(an.thresholds, an.post_hoc) if p]
-    stamp = results_stamp(su)  # a time from the results, not the clock: no churn on rerun
+    pre = [x for x, ph in zip(an.thresholds, an.post_hoc) if not ph]
+    ph = [x for x, p in zip(an.thresholds, an.post_hoc) if p]
     n_status = su.runs["status"].value_counts().to_dict()
-    arms = [a for a in su.arms if a in set(su.runs["arm"])]
     seeds_per_arm = su.runs.groupby("arm")["seed"].nunique().to_dict()
     rule = f"first test evaluation with {su.metric} {'>=' if su.direction == 'higher' else '<='} "
     rule += "threshold"
-    if o["sustained"] > 1:
-        rule += f", sustained for {o['sustained']} consecutive evaluations"
-    if o["interpolate"]:
+    if o.sustained > 1:
+        rule += f", sustained for {o.sustained} consecutive evaluations"
+    if o.interpolate:
         rule += ", linearly interpolated between the bracketing evaluations"
+    return (
+        '<p class="meta">'
+        f"Results as of {esc(t.stamp['results_as_of'])} (end of the last finished run; fingerprint "
+        f"<code>{esc(t.stamp['results_fingerprint'])}</code>), reported by w2s-bench "
+        f"{esc(__version__)} from <code>{esc(su.path)}</code> "
+        f"(suite sha256 <code>{esc(su.lock.get('suite_sha256', '?'))}</code>, locked "
+        f"{esc(su.lock.get('created', '?'))}).<br>"
+        f"Target metric: test <b>{esc(su.metric)}</b> ({direction}). Pre-registered thresholds: "
+        f"{esc(', '.join(f'{x:g}' for x in pre) or 'none')}."
+        + (" <b>Post hoc thresholds</b> (not in the lock): "
+           + esc(", ".join(f"{x:g}" for x in ph)) + "." if ph else "")
+        + f"<br>Runs: {len(su.runs)} ("
+        + esc(", ".join(f"{v} {k}" for k, v in n_status.items()))
+        + "); arms (seeds): "
+        + esc(", ".join(f"{a} ({seeds_per_arm.get(a, 0)})" for a in an.arms))
+        + f". Crossing rule: {esc(rule)}.</p>"
+    )  # fmt: skip
 
-    parts = [
+
+NAV = (
+    '<nav class="toc"><a href="#verdict-h">Verdict</a><a href="#headline-h">Headline</a>'
+    '<a href="#censoring-h">Censoring</a>'
+    '<a href="#quality-h">Final quality</a><a href="#switch-h">Switch-off</a>'
+    '<a href="#plots-h">Plots</a><a href="#health-h">Health check</a>'
+    '<a href="#summary-h">All numbers</a><a href="#provenance-h">Provenance</a></nav>'
+)
+HEADLINE_NOTE = (
+    "<p>Speedup = mean(baseline time to threshold) / mean(arm time to threshold) over seeds "
+    "paired by seed value (&gt; 1: the arm gets there sooner). [95% CI]: "
+    "{interval}. "
+    "FLOPs include the teacher's forward passes; “FLOPs + teacher training” also charges "
+    "the teacher's training cost. “&gt;= x”: some baseline runs never reached the "
+    "threshold (censored), so the true speedup is at least x; “&lt;= x”: some arm runs "
+    "were censored; “~ x”: both were (see the restricted mean ratio). Shaded rows: post hoc "
+    "thresholds.</p>"
+)
+
+
+def _head_html(an: SuiteAnalysis, t: ReportTables) -> list[str]:
+    su = an.suite
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>w2s-bench report: {esc(su.name)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>w2s-bench report: {esc(su.name)}</h1>",
-        (f'<p class="description">{esc(desc)}</p>' if (desc := suite_description(su)) else ""),
+        (f'<p class="description">{esc(t.description)}</p>' if t.description else ""),
         _health_block(an),
-        '<p class="meta">'
-        f"Results as of {esc(stamp['results_as_of'])} (end of the last finished run; fingerprint "
-        f"<code>{esc(stamp['results_fingerprint'])}</code>), reported by w2s-bench "
-        f"{esc(__version__)} from <code>{esc(su.path)}</code> "
-        f"(suite sha256 <code>{esc(su.lock.get('suite_sha256', '?'))}</code>, locked "
-        f"{esc(su.lock.get('created', '?'))}).<br>"
-        f"Target metric: test <b>{esc(su.metric)}</b> ({direction}). Pre-registered thresholds: "
-        f"{esc(', '.join(f'{t:g}' for t in pre) or 'none')}."
-        + (
-            " <b>Post hoc thresholds</b> (not in the lock): "
-            + esc(", ".join(f"{t:g}" for t in ph))
-            + "."
-            if ph
-            else ""
-        )
-        + f"<br>Runs: {len(su.runs)} ("
-        + esc(", ".join(f"{v} {k}" for k, v in n_status.items()))
-        + "); arms (seeds): "
-        + esc(", ".join(f"{a} ({seeds_per_arm.get(a, 0)})" for a in arms))
-        + f". Crossing rule: {esc(rule)}.</p>",
-        '<nav class="toc"><a href="#verdict-h">Verdict</a><a href="#headline-h">Headline</a><a href="#censoring-h">Censoring</a>'
-        '<a href="#quality-h">Final quality</a><a href="#switch-h">Switch-off</a>'
-        '<a href="#plots-h">Plots</a><a href="#health-h">Health check</a>'
-        '<a href="#summary-h">All numbers</a><a href="#provenance-h">Provenance</a></nav>',
+        _meta_html(an, t),
+        NAV,
         "</header><main>",
         f'<section class="warnings{"" if an.warnings else " empty"}" id="warnings">'
         "<h2>Warnings</h2>"
@@ -442,18 +353,16 @@ def render_html(
             else '<p class="none">none</p>'
         )
         + "</section>",
-        _verdict_section(an),
+    ]
+
+
+def _tables_html(an: SuiteAnalysis, t: ReportTables) -> list[str]:
+    return [
+        _verdict_section(an, t),
         '<section><h2 id="headline-h">Headline: speedup over baseline</h2>',
-        "<p>Speedup = mean(baseline time to threshold) / mean(arm time to threshold) over seeds "
-        f"paired by seed value (&gt; 1: the arm gets there sooner). [95% CI]: "
-        f"{esc(interval_text(an, short=True))}. "
-        "FLOPs include the teacher's forward passes; “FLOPs + teacher training” also charges "
-        "the teacher's training cost. “&gt;= x”: some baseline runs never reached the "
-        "threshold (censored), so the true speedup is at least x; “&lt;= x”: some arm runs "
-        "were censored; “~ x”: both were (see the restricted mean ratio). Shaded rows: post hoc "
-        "thresholds.</p>",
-        _headline_table(an)
-        if len(an.summary)
+        HEADLINE_NOTE.format(interval=esc(t.interval_short)),
+        _headline_table(t.headline)
+        if t.headline
         else '<p class="none">No speedups (no baseline or no other arm).</p>',
         "</section>",
         f'<section><h2 id="censoring-h">Censoring and restricted mean time '
@@ -461,26 +370,32 @@ def render_html(
         "<p>A run that never reaches a threshold is censored at its budget (epochs/steps, for "
         "complete runs) or at its last evaluation; it is never dropped. tau = the smallest "
         "horizon among the paired complete runs.</p>",
-        _censoring_table(an) if len(an.summary) else '<p class="none">n/a</p>',
+        _censoring_table(t),
         "</section>",
         '<section><h2 id="quality-h">Final quality</h2>',
         f"<p>{esc(QUALITY_NOTE)}</p>",
-        _quality_table(an),
+        _quality_table(t),
         "</section>",
         '<section><h2 id="switch-h">Switch-off</h2>',
-        _switch_table(an),
+        _switch_table(t),
         "</section>",
-        '<section><h2 id="plots-h">Plots</h2>',
     ]
-    for key in ("map", "sweep", "curves", "per_seed", "km"):
+
+
+def _plots_html(an: SuiteAnalysis, report_dir: Path, plots: dict[str, str]) -> list[str]:
+    parts = ['<section><h2 id="plots-h">Plots</h2>']
+    for key, title in PLOT_TITLES.items():
         if key in plots:
-            title = PLOT_TITLES[key]
             parts.append(f"<h3>{esc(title)}</h3>")
-            parts.append(_figure(Path(report_dir) / plots[key], title, _PLOT_NOTES[key](an)))
+            parts.append(_figure(Path(report_dir) / plots[key], title, PLOT_NOTES[key](an)))
     if not plots:
         parts.append('<p class="none">No plots.</p>')
     parts.append("</section>")
-    parts.append('<section><h2 id="health-h">Baseline health check</h2>')
+    return parts
+
+
+def _health_section(an: SuiteAnalysis) -> list[str]:
+    parts = ['<section><h2 id="health-h">Baseline health check</h2>']
     if an.health is None:
         parts.append(_health_block(an))
     else:
@@ -495,6 +410,19 @@ def render_html(
         )
         parts.append(_health_table(an))
     parts.append("</section>")
+    return parts
+
+
+def render_html(
+    an: SuiteAnalysis, report_dir: Path, plots: dict[str, str], tables: ReportTables | None = None
+) -> str:
+    """The page as a string. plots: figure key -> PNG file name inside report_dir (as
+    written by writers.write_suite_report); each is inlined as a data URI. tables: the
+    report's tables (tables.build_tables), shared with report.md; built here (for a report
+    whose --out is report_dir's parent) when not given."""
+    t = tables if tables is not None else build_tables(an, Path(report_dir).parent)
+    parts = _head_html(an, t) + _tables_html(an, t) + _plots_html(an, report_dir, plots)
+    parts += _health_section(an)
     parts += [
         '<section><h2 id="summary-h">All numbers (summary.csv)</h2>',
         "<p>One row per arm × threshold × unit, 4 significant digits; the CSV beside this file "
@@ -506,7 +434,7 @@ def render_html(
         "</section>",
         '<section class="provenance"><h2 id="provenance-h">Provenance</h2>',
         "<p>Regenerate with:</p>",
-        f"<pre>{esc(regenerate)}</pre>",
+        f"<pre>{esc(t.regenerate)}</pre>",
         _provenance_table(an),
         _teachers_table(an),
         "</section></main></body></html>",

@@ -10,6 +10,7 @@ still running, a missing teacher.json) are raised as ``ResultsWarning`` *and* re
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -74,8 +75,16 @@ class SuiteData:
 
 
 def _warn(messages: list[str], message: str) -> None:
+    """Record a message and warn, attributed to the first caller outside benchmark.analysis
+    (however deep in this package the problem was found)."""
     messages.append(message)
-    warnings.warn(message, ResultsWarning, stacklevel=3)
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and Path(frame.f_code.co_filename).resolve().parent == _HERE:
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, ResultsWarning, stacklevel=level)
+
+
+_HERE = Path(__file__).resolve().parent
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -200,106 +209,85 @@ def _float(x: Any) -> float:
         return float("nan")
 
 
-def load_suite(suite_dir: Path | str) -> SuiteData:
-    """Read one results/<suite>/ directory. Raises ResultsError on an unreadable tree."""
-    suite_dir = Path(suite_dir)
-    messages: list[str] = []
-    lock_path = suite_dir / LOCK_NAME
-    if not lock_path.is_file():
-        raise ResultsError(f"{suite_dir}: no {LOCK_NAME} (was the suite pre-registered?)")
-    lock = _read_json(lock_path)
-    _check_schema(lock, lock_path)
-    targets = lock.get("targets") or {}
-    direction = targets.get("direction")
-    if direction not in ("higher", "lower"):
-        raise ResultsError(f"{lock_path}: targets.direction must be 'higher' or 'lower'")
-    if "metric" not in targets:
-        raise ResultsError(f"{lock_path}: targets.metric missing")
-    name = str(lock.get("suite", suite_dir.name))
-    teachers = _load_teachers(suite_dir)
+def _teacher_flops(spec: dict, teachers: dict, messages: list[str]) -> float:
+    """The FLOPs of training the run's teacher (0 without one, NaN when unknown)."""
+    teacher = spec.get("teacher") or None
+    if not teacher:
+        return 0.0
+    teacher_id = str(teacher["id"])
+    if teacher_id in teachers:
+        return _float((teachers[teacher_id].get("cost") or {}).get("flops"))
+    _warn(
+        messages,
+        f"run {spec.get('run_id')}: teacher {teacher_id} has no teacher.json; "
+        "teacher-training-charged FLOPs unknown",
+    )
+    return float("nan")
 
-    # Columns accumulated across runs and turned into one DataFrame at the end (fast).
-    ids: dict[str, list[Any]] = {"run_id": [], "arm": [], "seed": []}
-    all_rows: list[dict[str, Any]] = []
-    run_rows: list[dict[str, Any]] = []
-    event_rows: list[dict[str, Any]] = []
-    specs: dict[str, dict[str, Any]] = {}
-    runs_root = suite_dir / "runs"
-    run_dirs = sorted(p for p in runs_root.iterdir() if p.is_dir()) if runs_root.is_dir() else []
-    for rd in run_dirs:
-        spec_path, man_path = rd / "spec.json", rd / "manifest.json"
-        if not spec_path.is_file():
-            _warn(messages, f"{rd}: no spec.json, directory ignored")
-            continue
-        spec = _read_json(spec_path)
-        _check_schema(spec, spec_path)
-        if man_path.is_file():
-            man = _read_json(man_path)
-            _check_schema(man, man_path)
-        else:
-            _warn(messages, f"{rd}: no manifest.json, status taken as 'failed'")
-            man = {"status": "failed"}
-        run_id = str(spec.get("run_id", rd.name))
-        arm, seed = str(spec["arm"]), int(spec["seed"])
-        specs[run_id] = spec
-        teacher = spec.get("teacher") or None
-        teacher_id = str(teacher["id"]) if teacher else None
-        if teacher_id is None:
-            t_flops = 0.0
-        elif teacher_id in teachers:
-            t_flops = _float((teachers[teacher_id].get("cost") or {}).get("flops"))
-        else:
-            t_flops = float("nan")
-            _warn(
-                messages,
-                f"run {run_id}: teacher {teacher_id} has no teacher.json; "
-                "teacher-training-charged FLOPs unknown",
-            )
 
-        rows = read_jsonl(rd / "metrics.jsonl", messages)
-        if rows:
-            ids["run_id"].extend([run_id] * len(rows))
-            ids["arm"].extend([arm] * len(rows))
-            ids["seed"].extend([seed] * len(rows))
-            all_rows.extend(rows)
-        events = read_jsonl(rd / "events.jsonl", messages)
-        switch = next((e for e in events if e.get("event") == "switch_off"), None)
-        for e in events:
-            event_rows.append({"run_id": run_id, "arm": arm, "seed": seed, **e})
+def _run_row(run_id: str, spec: dict, man: dict, switch: dict | None, t_flops: float) -> dict:
+    """One row of the runs table (RUN_COLUMNS) from a run's spec, manifest and switch-off."""
+    teacher = spec.get("teacher") or None
+    teacher_id = str(teacher["id"]) if teacher else None
+    git = man.get("git") or {}
+    versions = man.get("versions") or {}
+    budget = spec.get("budget") or {}
+    return {
+        "run_id": run_id, "arm": str(spec["arm"]), "seed": int(spec["seed"]),
+        "status": str(man.get("status", "failed")),
+        "task": spec.get("task"),
+        "teacher_id": teacher_id,
+        "teacher_name": teacher.get("name") if teacher else None,
+        # the distillation loss (None: a run without one); a teacher-free loss (tfkd) has
+        # a switch-off but no teacher
+        "distill_loss": (spec.get("distill") or {}).get("loss"),
+        "budget_epochs": _float(budget.get("epochs")),
+        "budget_steps": _float(budget.get("steps")),
+        "train_epochs": _float((spec.get("train") or {}).get("epochs")),
+        "n_evals": 0,
+        "switch_epoch": _float(switch.get("epoch")) if switch else float("nan"),
+        "switch_step": _float(switch.get("step")) if switch else float("nan"),
+        "teacher_train_flops": t_flops,
+        # the build(s) of the teacher this run learned from; runs from before builds were
+        # recorded used the first one
+        "teacher_generation": (",".join(str(g) for g in man.get("teacher_generations") or [1])
+                               if teacher_id else None),
+        "git_sha": git.get("sha"), "git_dirty": git.get("dirty"),
+        "device": man.get("device"),
+        "torch_version": versions.get("torch"), "python_version": versions.get("python"),
+        "threads": man.get("threads"),
+        "started": man.get("started"), "ended": man.get("ended"),
+        "resumed": man.get("resumed"), "lost_wall_s": man.get("lost_wall_s"),
+        "host": man.get("host"),
+    }  # fmt: skip
 
-        git = man.get("git") or {}
-        versions = man.get("versions") or {}
-        budget = spec.get("budget") or {}
-        run_rows.append({
-            "run_id": run_id, "arm": arm, "seed": seed,
-            "status": str(man.get("status", "failed")),
-            "task": spec.get("task"),
-            "teacher_id": teacher_id,
-            "teacher_name": teacher.get("name") if teacher else None,
-            # the distillation loss (None: a run without one); a teacher-free loss (tfkd) has
-            # a switch-off but no teacher
-            "distill_loss": (spec.get("distill") or {}).get("loss"),
-            "budget_epochs": _float(budget.get("epochs")),
-            "budget_steps": _float(budget.get("steps")),
-            "train_epochs": _float((spec.get("train") or {}).get("epochs")),
-            "n_evals": 0,
-            "switch_epoch": _float(switch.get("epoch")) if switch else float("nan"),
-            "switch_step": _float(switch.get("step")) if switch else float("nan"),
-            "teacher_train_flops": t_flops,
-            # the build(s) of the teacher this run learned from; runs from before builds were
-            # recorded used the first one
-            "teacher_generation": (",".join(str(g) for g in man.get("teacher_generations") or [1])
-                                   if teacher_id else None),
-            "git_sha": git.get("sha"), "git_dirty": git.get("dirty"),
-            "device": man.get("device"),
-            "torch_version": versions.get("torch"), "python_version": versions.get("python"),
-            "threads": man.get("threads"),
-            "started": man.get("started"), "ended": man.get("ended"),
-            "resumed": man.get("resumed"), "lost_wall_s": man.get("lost_wall_s"),
-            "host": man.get("host"),
-        })  # fmt: skip
 
-    runs = pd.DataFrame(run_rows, columns=list(RUN_COLUMNS))
+def _read_run(rd: Path, teachers: dict, messages: list[str]):
+    """(spec, runs-table row, metric rows, events) of one run directory; None (with a
+    warning) when it has no spec.json."""
+    spec_path, man_path = rd / "spec.json", rd / "manifest.json"
+    if not spec_path.is_file():
+        _warn(messages, f"{rd}: no spec.json, directory ignored")
+        return None
+    spec = _read_json(spec_path)
+    _check_schema(spec, spec_path)
+    if man_path.is_file():
+        man = _read_json(man_path)
+        _check_schema(man, man_path)
+    else:
+        _warn(messages, f"{rd}: no manifest.json, status taken as 'failed'")
+        man = {"status": "failed"}
+    run_id = str(spec.get("run_id", rd.name))
+    t_flops = _teacher_flops({**spec, "run_id": run_id}, teachers, messages)
+    rows = read_jsonl(rd / "metrics.jsonl", messages)
+    events = read_jsonl(rd / "events.jsonl", messages)
+    switch = next((e for e in events if e.get("event") == "switch_off"), None)
+    return spec, _run_row(run_id, spec, man, switch, t_flops), rows, events
+
+
+def _evals_frame(all_rows: list[dict], ids: dict, runs: pd.DataFrame) -> pd.DataFrame:
+    """The tidy evaluations table (EVAL_COLUMNS order aside), sorted by run, step, epoch;
+    fills runs["n_evals"] (in place)."""
     evals = pd.DataFrame.from_records(all_rows, columns=list(METRIC_ROW_KEYS))
     for i, (k, v) in enumerate(ids.items()):
         evals.insert(i, k, v)
@@ -320,7 +308,12 @@ def load_suite(suite_dir: Path | str) -> SuiteData:
         .fillna(0)
         .astype(int)
     )
+    return evals
 
+
+def _dedupe_and_warn(runs: pd.DataFrame, evals: pd.DataFrame, messages: list[str]):
+    """(runs, evals) with one run per (arm, seed), runs sorted by arm and seed; warns about
+    duplicates and about running / failed / diverged runs."""
     # Duplicate (arm, seed): keep the most recently started run so pairing stays 1:1.
     dup = runs.duplicated(["arm", "seed"], keep=False)
     if dup.any():
@@ -354,6 +347,54 @@ def load_suite(suite_dir: Path | str) -> SuiteData:
                 f"{len(bad)} run(s) {status} (kept as failures: censored at the budget, never "
                 f"crossing a threshold they had not reached): {', '.join(bad['run_id'])}",
             )
+    return runs, evals
+
+
+def load_suite(suite_dir: Path | str) -> SuiteData:
+    """Read one results/<suite>/ directory. Raises ResultsError on an unreadable tree."""
+    suite_dir = Path(suite_dir)
+    messages: list[str] = []
+    lock_path = suite_dir / LOCK_NAME
+    if not lock_path.is_file():
+        raise ResultsError(f"{suite_dir}: no {LOCK_NAME} (was the suite pre-registered?)")
+    lock = _read_json(lock_path)
+    _check_schema(lock, lock_path)
+    targets = lock.get("targets") or {}
+    direction = targets.get("direction")
+    if direction not in ("higher", "lower"):
+        raise ResultsError(f"{lock_path}: targets.direction must be 'higher' or 'lower'")
+    if "metric" not in targets:
+        raise ResultsError(f"{lock_path}: targets.metric missing")
+    name = str(lock.get("suite", suite_dir.name))
+    teachers = _load_teachers(suite_dir)
+
+    # Columns accumulated across runs and turned into one DataFrame at the end (fast).
+    ids: dict[str, list[Any]] = {"run_id": [], "arm": [], "seed": []}
+    all_rows: list[dict[str, Any]] = []
+    run_rows: list[dict[str, Any]] = []
+    event_rows: list[dict[str, Any]] = []
+    specs: dict[str, dict[str, Any]] = {}
+    runs_root = suite_dir / "runs"
+    run_dirs = sorted(p for p in runs_root.iterdir() if p.is_dir()) if runs_root.is_dir() else []
+    for rd in run_dirs:
+        got = _read_run(rd, teachers, messages)
+        if got is None:
+            continue
+        spec, row, rows, events = got
+        run_id, arm, seed = row["run_id"], row["arm"], row["seed"]
+        specs[run_id] = spec
+        if rows:
+            ids["run_id"].extend([run_id] * len(rows))
+            ids["arm"].extend([arm] * len(rows))
+            ids["seed"].extend([seed] * len(rows))
+            all_rows.extend(rows)
+        for e in events:
+            event_rows.append({"run_id": run_id, "arm": arm, "seed": seed, **e})
+        run_rows.append(row)
+
+    runs = pd.DataFrame(run_rows, columns=list(RUN_COLUMNS))
+    evals = _evals_frame(all_rows, ids, runs)
+    runs, evals = _dedupe_and_warn(runs, evals, messages)
 
     ev_cols = ["run_id", "arm", "seed", "event", "epoch", "step"]
     events_df = pd.DataFrame(event_rows)

@@ -140,18 +140,22 @@ def seeds_table(
     threshold, pairs (usable pairs), sd, n_half_width, n_power (NaN where sd is NaN).
     """
     c = cross[cross["unit"] == unit]
-    b = c[c["arm"] == baseline].set_index(["threshold", "seed"])
+    # (arm, threshold) -> {seed: (time, event)}: one pass over the table, not a lookup per cell
+    cells: dict[tuple, dict] = {}
+    for arm, t, seed, time, event in zip(c["arm"], c["threshold"], c["seed"], c["time"],
+                                         c["event"]):
+        cells.setdefault((arm, t), {})[seed] = (time, event)
     rows = []
     floor = max(MIN_SEEDS_FOR_CI, min_seeds or 0)
     for arm in arms:
         if arm == baseline:
             continue
-        a = c[c["arm"] == arm].set_index(["threshold", "seed"])
         for t in thresholds:
-            seeds = sorted(set(a.loc[t].index) & set(b.loc[t].index)) if (
-                t in a.index.get_level_values(0) and t in b.index.get_level_values(0)) else []
-            bb, aa = b.loc[t].reindex(seeds), a.loc[t].reindex(seeds)
-            sd, k = log_ratio_sd(bb["time"], bb["event"], aa["time"], aa["event"])
+            a, b = cells.get((arm, t), {}), cells.get((baseline, t), {})
+            seeds = sorted(set(a) & set(b))
+            bb = np.array([b[s][0] for s in seeds], float), np.array([b[s][1] for s in seeds], bool)
+            aa = np.array([a[s][0] for s in seeds], float), np.array([a[s][1] for s in seeds], bool)
+            sd, k = log_ratio_sd(bb[0], bb[1], aa[0], aa[1])
             nh = seeds_for_half_width(sd, half_width, level)
             npw = seeds_for_power(sd, speedup, power, level)
             rows.append({

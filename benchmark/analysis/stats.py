@@ -31,9 +31,9 @@ from statistics import NormalDist
 
 import numpy as np
 
-CI_METHODS = ("fieller", "percentile", "bca")
+from benchmark.analysis.options import CI_METHODS, DEFAULT_CI_METHOD
+
 BOOTSTRAP_METHODS = ("percentile", "bca")
-DEFAULT_CI_METHOD = "fieller"
 MIN_SEEDS_FOR_CI = 3
 
 _NORMAL = NormalDist()

@@ -38,9 +38,10 @@ def cost_rates(evals: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     last = ev.sort_values(["run_id", "step"], kind="stable").groupby("run_id", observed=True).tail(1)
     rows = []
-    info = runs.set_index("run_id")
+    info = {rid: (arm, int(seed), str(dev))
+            for rid, arm, seed, dev in zip(runs["run_id"], runs["arm"], runs["seed"], runs["device"])}
     for r in last.itertuples(index=False):
-        if r.run_id not in info.index:
+        if r.run_id not in info:
             continue
         wall, flops, epoch = float(r.train_wall_s), float(r.flops), float(r.epoch)
         if np.isfinite(flops) and flops > 0:
@@ -51,8 +52,8 @@ def cost_rates(evals: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             continue
         if not (np.isfinite(rate) and rate > 0):
             continue
-        i = info.loc[r.run_id]
-        rows.append([r.run_id, i["arm"], int(i["seed"]), str(i["device"]), rate, per])
+        arm, seed, dev = info[r.run_id]
+        rows.append([r.run_id, arm, seed, dev, rate, per])
     return pd.DataFrame(rows, columns=cols)
 
 

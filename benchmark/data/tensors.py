@@ -88,11 +88,22 @@ def augment_draws(b: int, gen: torch.Generator, padding: int, hflip: bool) -> to
     return out
 
 
-def apply_augment(x: torch.Tensor, draws: torch.Tensor, padding: int, hflip: bool) -> torch.Tensor:
-    """Apply `augment_draws` (already on x's device) to x: (B, C, H, W) uint8."""
+def reflect_index(n: int, pad: int, device=None) -> torch.Tensor:
+    """Source index of each position of a reflect-padded axis: n=4, pad=2 -> 2 1 0 1 2 3 2 1."""
+    i = torch.arange(-pad, n + pad, device=device).abs()
+    return torch.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+def apply_augment(x: torch.Tensor, draws: torch.Tensor, padding: int, hflip: bool,
+                  pad_mode: str = "zero") -> torch.Tensor:
+    """Apply `augment_draws` (already on x's device) to x: (B, C, H, W) uint8. pad_mode "zero"
+    or "reflect" (by indexing, exact on uint8; works for any dtype)."""
     b, _, h, w = x.shape
     if padding:
-        padded = torch.nn.functional.pad(x, (padding,) * 4)
+        if pad_mode == "reflect":
+            padded = x[:, :, reflect_index(h, padding, x.device)][:, :, :, reflect_index(w, padding, x.device)]
+        else:
+            padded = torch.nn.functional.pad(x, (padding,) * 4)
         # gather crops with one advanced-indexing op: rows (B,H,1), cols (B,1,W)
         rows = draws[1][:, None] + torch.arange(h, device=x.device)[None, :]
         cols = draws[0][:, None] + torch.arange(w, device=x.device)[None, :]

@@ -1,5 +1,8 @@
-"""Distillation losses for detectors. Both return a scalar KD term (the task mixes it with the
-detector's own losses: (1 - a*w) * det + a*w * kd, or det + w*beta*kd with distill.beta).
+"""Distillation terms for detectors (the interface: distill/losses.py). Each returns the
+unweighted scalar term; the task mixes it with the detector's own losses by
+distill.losses.combine: det + w*beta*kd with distill.beta, else (1 - a) * det + a * kd, a = w*alpha.
+Student and teacher outputs are DetectorOutputs; a loss that reads the class logits declares
+"logits" in extra_outputs (the detector computes them only then).
 
 pkd (Cao et al., NeurIPS 2022, "PKD: General Distillation Framework for Object Detectors via
 Pearson Correlation Coefficient"): on every FPN level, standardise each channel of student
@@ -18,10 +21,22 @@ teacher's entropy, so its gradient is the BCE one and it is 0 when the logits ag
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from .losses import DistillLoss, Outputs
+
+
+@dataclass(frozen=True)
+class DetectorOutputs:
+    """One detector pass: FPN features (list of (N, C, H, W)) and, when a loss asked for
+    "logits", the dense class logits (N, anchors, K) (else None)."""
+
+    features: list[torch.Tensor]
+    logits: torch.Tensor | None = None
 
 
 def standardize(feat: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -68,3 +83,29 @@ def logit_kd_loss(
     bce = F.binary_cross_entropy_with_logits(zs, p_t, reduction="none")
     ent = F.binary_cross_entropy_with_logits(zt, p_t, reduction="none")
     return (bce - ent).sum(-1).mean() * T**2
+
+
+class PKD(DistillLoss):
+    """pkd_loss on the FPN features of student and teacher; `eps` from distill.kwargs."""
+
+    def __init__(self, *, eps: float = 1e-6):
+        self.eps = float(eps)
+
+    def __call__(self, out: Outputs) -> torch.Tensor:
+        return pkd_loss(out.student.features, out.teacher.features, eps=self.eps)
+
+
+class DetLogitKD(DistillLoss):
+    """logit_kd_loss on the dense class logits of student and teacher."""
+
+    extra_outputs = frozenset({"logits"})
+
+    def __init__(self, *, temperature: float):
+        self.temperature = temperature
+
+    @classmethod
+    def from_config(cls, distill, options):
+        return cls(temperature=distill.temperature, **options)
+
+    def __call__(self, out: Outputs) -> torch.Tensor:
+        return logit_kd_loss(out.student.logits, out.teacher.logits, temperature=self.temperature)

@@ -1,97 +1,157 @@
-"""Classification distillation losses.
+"""The one distillation-loss interface, used by every task, and the one place the
+distillation weight is applied.
 
-kd (Hinton, Vinyals, Dean 2015, "Distilling the Knowledge in a Neural Network"):
-    L = (1 - a) * CE(z_s, y) + a * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))
-The T^2 factor keeps the soft term's gradient magnitude comparable across temperatures.
+A registered loss (a LOSSES entry whose target is a class) is built from its own settings
+and called on what the task computed:
 
-tfkd_reg (Yuan et al., CVPR 2020, "Revisiting Knowledge Distillation via Label Smoothing
-Regularization", Tf-KD_reg, as published and as in the authors' released code): a hand-designed
-"teacher" p_d with probability `correct_prob` (released code: 0.99) on the true class and
-(1 - correct_prob)/(K - 1) elsewhere, softened as softmax(p_d / T) (the *target* is softened, the
-probabilities themselves divided by T), against the student's plain log_softmax(z_s) (no T on the
-student), with PyTorch's KLDivLoss default reduction (the mean over all B*K elements, not over
-the batch) times `multiplier`, and no T^2 factor:
-    L = (1 - a) * CE(z_s, y) + a * multiplier * mean_{b,k} q_k (log q_k - log softmax(z_s)_k),
-    q = softmax(p_d / T).
-The released CIFAR-100 ResNet-18 setting is a = 0.1, T = 20, multiplier = 100.
+    loss = Cls.from_config(distill, options)          # plain keyword arguments to Cls(...)
+    terms = loss(Outputs(student, teacher, targets))  # the distillation term(s) only
 
-tfkd (kept under its old name so that committed runs stay readable; NOT Yuan et al.'s method):
-KL towards the same kind of hand-made distribution (`tfkd_a` on the true class) but with the
-*student* softened by T and a T^2 factor, as in Hinton KD. Its soft-term gradient grows with T
-(a confidence-sharpening term at T = 4), so it is a different regulariser than Tf-KD_reg.
+It returns the *unweighted distillation term*: a scalar tensor (recorded as part "kd") or a
+dict of named scalar terms (their sum is the term). It never sees the task's own loss nor
+the weights. What the three fields hold is each task's (see its `loss` method):
 
-All return per-batch means. `weight` in [0, 1] scales `a` (the switch/ramp schedule):
-weight 0 gives plain cross-entropy and the teacher is not needed.
+    task            student / teacher                          targets
+    classification  logits (B, K)                              labels (B,)
+    detection       distill.detection.DetectorOutputs          list of {boxes, labels}
+    diffusion       predicted noise eps (B, C, H, W)           the true noise eps
+
+`teacher` is None for a loss registered with needs_teacher=False (the teacher is then not
+run). A loss that needs more than a task computes by default names it in `extra_outputs`
+(detection: "logits", the dense class logits). Registry meta, read torch-free by `validate`:
+needs_teacher, reads_beta, options (the pydantic model of `distill.kwargs`).
+
+The weight (`combine`, called through `Distillation.apply` by every task):
+
+    distill.beta set (losses registered with reads_beta):  L = task + w * beta * kd
+    otherwise:                                              L = (1 - a) * task + a * kd,  a = w * alpha
+
+with w in [0, 1] the switch/ramp weight. When the effective weight is 0 (w = 0, alpha = 0
+in the alpha form, beta = 0) the term is not computed and the teacher is not run: L = task.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import torch
-import torch.nn.functional as F
+
+from ..errors import UserError
+from ..registry import LOSSES
 
 
-def kl_soft(student_logits: torch.Tensor, target_probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T^2 * KL(p_target || softmax(z_s / T)), averaged over the batch. Shapes (B, K)."""
-    log_p_s = F.log_softmax(student_logits.float() / temperature, dim=1)
-    kl = F.kl_div(log_p_s, target_probs.float(), reduction="batchmean")
-    return kl * temperature**2
+@dataclass(frozen=True)
+class Outputs:
+    """What a distillation loss receives: the student's outputs, the teacher's outputs of the
+    same kind (None when the loss needs no teacher) and the batch's targets."""
+
+    student: Any
+    teacher: Any | None
+    targets: Any
 
 
-def kd_loss(student_logits, targets, teacher_logits, *, alpha: float, temperature: float,
-            weight: float = 1.0, label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict]:
-    ce = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
+class DistillLoss(ABC):
+    """Base of the built-in losses. A plugin's loss class may subclass it or only provide
+    the same three things: `from_config`, `__call__` and (optionally) `extra_outputs`."""
+
+    extra_outputs: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_config(cls, distill: Any, options: dict[str, Any]) -> DistillLoss:
+        """Build from the run's `distill` settings; `options` is `distill.kwargs` as validated
+        by the loss's options model (defaults filled in). The default passes only `options`."""
+        return cls(**options)
+
+    @abstractmethod
+    def __call__(self, out: Outputs) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The unweighted distillation term(s) of a batch."""
+
+
+def combine(task_loss: torch.Tensor, kd: torch.Tensor, weight: float, *, alpha: float,
+            beta: float | None) -> torch.Tensor:
+    """The task's loss with the distillation term `kd` mixed in at switch/ramp weight
+    `weight` (see the module docstring). The only place the weight is applied; the operation
+    order is the one every committed run was trained with."""
+    if beta is not None:
+        return task_loss + weight * beta * kd
     a = alpha * weight
-    if a == 0:
-        return ce, {"ce": ce.detach()}
-    p_t = F.softmax(teacher_logits.float() / temperature, dim=1)
-    soft = kl_soft(student_logits, p_t, temperature)
-    return (1 - a) * ce + a * soft, {"ce": ce.detach(), "kd": soft.detach()}
+    return (1 - a) * task_loss + a * kd
 
 
-def tfkd_target(targets: torch.Tensor, num_classes: int, a: float) -> torch.Tensor:
-    """(B, K) distribution: `a` on the true class, (1-a)/(K-1) elsewhere."""
-    off = (1 - a) / (num_classes - 1)
-    p = torch.full((targets.shape[0], num_classes), off, device=targets.device)
-    p.scatter_(1, targets[:, None], a)
-    return p
+@dataclass(frozen=True)
+class Distillation:
+    """A run's distillation objective: the registered loss, built, and how it is weighted."""
+
+    name: str
+    loss: Any  # a DistillLoss (or any callable on Outputs with the same contract)
+    needs_teacher: bool
+    alpha: float
+    beta: float | None  # None: the alpha mix
+
+    @property
+    def extra_outputs(self) -> frozenset[str]:
+        return frozenset(getattr(self.loss, "extra_outputs", ()))
+
+    def active(self, teacher: Any, weight: float) -> bool:
+        """Whether this step computes the term: its effective weight is not 0 and a loss that
+        needs a teacher was handed one (the loop hands none at weight 0)."""
+        if weight == 0 or (self.needs_teacher and teacher is None):
+            return False
+        return self.beta != 0 if self.beta is not None else self.alpha != 0
+
+    def apply(self, task_loss: torch.Tensor, parts: dict, out: Outputs, weight: float
+              ) -> tuple[torch.Tensor, dict]:
+        """(weighted loss, parts): the loss's terms on `out`, recorded in `parts` (detached),
+        mixed into `task_loss` by `combine`."""
+        terms = self.loss(out)
+        if isinstance(terms, torch.Tensor):
+            terms = {"kd": terms}
+        if not isinstance(terms, dict) or not terms:
+            raise UserError(f"loss {self.name!r} must return a scalar tensor or a non-empty dict of "
+                            f"them, got {type(terms).__name__}")
+        values = list(terms.values())
+        kd = values[0] if len(values) == 1 else torch.stack(values).sum()
+        parts = {**parts, **{k: v.detach() for k, v in terms.items()}, "kd": kd.detach()}
+        return combine(task_loss, kd, weight, alpha=self.alpha, beta=self.beta), parts
 
 
-def tfkd_loss(student_logits, targets, teacher_logits=None, *, alpha: float, temperature: float,
-              weight: float = 1.0, label_smoothing: float = 0.0, tfkd_a: float = 0.9) -> tuple[torch.Tensor, dict]:
-    ce = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
-    a = alpha * weight
-    if a == 0:
-        return ce, {"ce": ce.detach()}
-    p = tfkd_target(targets, student_logits.shape[1], tfkd_a)
-    soft = kl_soft(student_logits, p, temperature)
-    return (1 - a) * ce + a * soft, {"ce": ce.detach(), "kd": soft.detach()}
+def build_distillation(distill: Any) -> Distillation | None:
+    """The run's `distill` settings (None: no distillation) -> its Distillation: the LOSSES
+    entry's class built by `from_config` from its validated options; needs_teacher and
+    reads_beta from the entry's meta (beta is ignored by a loss that does not read it)."""
+    if distill is None:
+        return None
+    try:
+        entry = LOSSES[distill.loss]
+    except KeyError as e:
+        raise UserError(str(e.args[0])) from None
+    cls = entry.load()
+    options = _options(entry, dict(distill.kwargs))
+    build = getattr(cls, "from_config", None)
+    try:
+        loss = build(distill, options) if build is not None else cls(**options)
+    except TypeError as e:
+        raise UserError(f"{entry.title()}: cannot be built from distill.kwargs {dict(distill.kwargs)}: {e}") from None
+    return Distillation(
+        name=distill.loss,
+        loss=loss,
+        needs_teacher=bool(entry.meta.get("needs_teacher", True)),
+        alpha=distill.alpha,
+        beta=distill.beta if entry.meta.get("reads_beta") else None,
+    )
 
 
-# Options of tfkd_reg that live in `distill.kwargs` (name -> (default, lower, upper, inclusive?)),
-# read by the suite validator (torch-free) and by the loss; defaults = the released code's.
-TFKD_REG_OPTIONS = {"correct_prob": 0.99, "multiplier": 100.0}
+def _options(entry: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`distill.kwargs` through the loss's declared options model (defaults filled in), or
+    as written when it declares none."""
+    from pydantic import ValidationError
 
-
-def tfkd_reg_soft(student_logits: torch.Tensor, targets: torch.Tensor, *, temperature: float,
-                  correct_prob: float, multiplier: float) -> torch.Tensor:
-    """multiplier * mean over (B, K) of KL terms q (log q - log softmax(z_s)), q = softmax(p_d / T)."""
-    p_d = tfkd_target(targets, student_logits.shape[1], correct_prob)
-    q = F.softmax(p_d / temperature, dim=1)
-    log_p_s = F.log_softmax(student_logits.float(), dim=1)
-    # KLDivLoss's "mean" reduction (the released code's) = sum over all B*K terms / (B*K); spelled
-    # out because torch announces that "mean" will change to mean "batchmean".
-    return F.kl_div(log_p_s, q, reduction="sum") / q.numel() * multiplier
-
-
-def tfkd_reg_loss(student_logits, targets, teacher_logits=None, *, alpha: float, temperature: float,
-                  weight: float = 1.0, label_smoothing: float = 0.0,
-                  correct_prob: float = TFKD_REG_OPTIONS["correct_prob"],
-                  multiplier: float = TFKD_REG_OPTIONS["multiplier"]) -> tuple[torch.Tensor, dict]:
-    """Tf-KD_reg (Yuan et al. 2020) as published; see the module docstring. Teacher unused."""
-    ce = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
-    a = alpha * weight
-    if a == 0:
-        return ce, {"ce": ce.detach()}
-    soft = tfkd_reg_soft(student_logits, targets, temperature=temperature,
-                         correct_prob=correct_prob, multiplier=multiplier)
-    return (1 - a) * ce + a * soft, {"ce": ce.detach(), "kd": soft.detach()}
+    model = entry.options_model()
+    if model is None:
+        return kwargs
+    try:
+        return model.model_validate(kwargs).model_dump()
+    except ValidationError as e:
+        raise UserError(f"{entry.title()}: bad distill.kwargs {kwargs}: {e}") from None

@@ -108,10 +108,7 @@ def export_mlflow(an, uri: str | None = None, *, report_dir: Path | None = None)
 
 
 def _export(an, uri: str, report_dir: Path | None) -> str:
-    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
-
-    from benchmark.export import flatten
 
     client = MlflowClient(tracking_uri=uri)
     su = an.suite
@@ -130,7 +127,6 @@ def _export(an, uri: str, report_dir: Path | None) -> str:
         for ch in _chunks(list(tags), 100):
             client.log_batch(run_id, tags=ch)
 
-    now_ms = int(_dt.datetime.now(_dt.timezone.utc).timestamp() * 1000)
     arms = [a for a in su.arms if a in set(su.runs["arm"])]
     parents = {}
     for arm in arms:
@@ -140,73 +136,96 @@ def _export(an, uri: str, report_dir: Path | None) -> str:
             tags={"w2s.suite": su.name, "w2s.arm": arm, "w2s.kind": "arm"},
         )
         parents[arm] = p.info.run_id
-
     ev_by_run = {rid: g for rid, g in su.evals.groupby("run_id", observed=True, sort=False)}
     for r in su.runs.itertuples(index=False):
-        t0 = _start_unix(r.started)
-        tags = {
-            "mlflow.parentRunId": parents[r.arm],
-            "w2s.suite": su.name,
-            "w2s.arm": r.arm,
-            "w2s.kind": "run",
-            "w2s.run_id": r.run_id,
-            "w2s.seed": str(r.seed),
-            "w2s.status": str(r.status),
-            "w2s.git_sha": str(r.git_sha),
-        }
-        run = client.create_run(
-            exp_id,
-            run_name=f"{r.arm}-seed{r.seed}",
-            start_time=int(t0 * 1000) if t0 else None,
-            tags=tags,
-        )
-        rid = run.info.run_id
-        spec = su.specs.get(r.run_id, {})
-        params = [
-            Param(k[:250], v if len(v) <= MAX_PARAM_CHARS else v[: MAX_PARAM_CHARS - 3] + "...")
-            for k, v in flatten(spec).items()
-        ]
-        metrics = []
-        rows = ev_by_run.get(r.run_id)
-        last_ms = int(t0 * 1000)
-        if rows is not None and len(rows):
-            rows = rows.sort_values(["step", "epoch"], kind="stable")
-            seen_steps = set()
-            for row in rows.itertuples(index=False):
-                ts = int(1000 * (t0 + _nz(row.train_wall_s) + _nz(row.eval_wall_s)))
-                last_ms = max(last_ms, ts)
-                step = int(row.step)
-                if _finite(row.value):
-                    metrics.append(
-                        Metric(metric_key(row.split, row.metric), float(row.value), ts, step)
-                    )
-                if step in seen_steps:
-                    continue
-                seen_steps.add(step)
-                for c in CLOCKS:
-                    v = getattr(row, c)
-                    if _finite(v):
-                        metrics.append(Metric(metric_key("clock", c), float(v), ts, step))
-                if row.kd_active is not None and not (
-                    isinstance(row.kd_active, float) and math.isnan(row.kd_active)
-                ):
-                    metrics.append(Metric("kd_active", float(bool(row.kd_active)), ts, step))
-        extra_tags = []
-        if _finite(r.switch_epoch):
-            step = int(r.switch_step) if _finite(r.switch_step) else 0
-            metrics.append(Metric("switch_off_epoch", float(r.switch_epoch), last_ms, step))
-            metrics.append(Metric("switch_off_step", float(step), last_ms, step))
-            ev = su.events[(su.events["run_id"] == r.run_id) & (su.events["event"] == "switch_off")]
-            if len(ev):
-                e = {k: v for k, v in ev.iloc[0].to_dict().items() if _json_ok(v)}
-                extra_tags.append(RunTag("w2s.switch_off", json.dumps(e, default=str)[:5000]))
-        log(rid, metrics=metrics, params=params, tags=extra_tags)
-        client.log_text(rid, json.dumps(spec, indent=2, sort_keys=True), "spec.json")
-        status = STATUS.get(str(r.status))
-        if status:
-            client.set_terminated(rid, status=status, end_time=max(last_ms, int(t0 * 1000)))
+        _log_run(client, log, exp_id, an, r, parents[r.arm], ev_by_run.get(r.run_id))
+    _log_summary(client, log, exp_id, an, arms, parents, report_dir)
+    return exp_id
 
-    # Summary on the arm parents and in one suite-level run.
+
+def _run_metrics(rows, t0: float) -> tuple[list, int]:
+    """(Metric list, last timestamp in ms) of one run's evaluation rows."""
+    from mlflow.entities import Metric
+
+    metrics = []
+    last_ms = int(t0 * 1000)
+    if rows is None or not len(rows):
+        return metrics, last_ms
+    rows = rows.sort_values(["step", "epoch"], kind="stable")
+    seen_steps = set()
+    for row in rows.itertuples(index=False):
+        ts = int(1000 * (t0 + _nz(row.train_wall_s) + _nz(row.eval_wall_s)))
+        last_ms = max(last_ms, ts)
+        step = int(row.step)
+        if _finite(row.value):
+            metrics.append(Metric(metric_key(row.split, row.metric), float(row.value), ts, step))
+        if step in seen_steps:
+            continue
+        seen_steps.add(step)
+        for c in CLOCKS:
+            v = getattr(row, c)
+            if _finite(v):
+                metrics.append(Metric(metric_key("clock", c), float(v), ts, step))
+        if row.kd_active is not None and not (
+            isinstance(row.kd_active, float) and math.isnan(row.kd_active)
+        ):
+            metrics.append(Metric("kd_active", float(bool(row.kd_active)), ts, step))
+    return metrics, last_ms
+
+
+def _log_run(client, log, exp_id: str, an, r, parent: str, rows) -> None:
+    """One harness run: tags, the spec as params and artifact, its curves, switch-off."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from benchmark.export import flatten
+
+    su = an.suite
+    t0 = _start_unix(r.started)
+    tags = {
+        "mlflow.parentRunId": parent,
+        "w2s.suite": su.name,
+        "w2s.arm": r.arm,
+        "w2s.kind": "run",
+        "w2s.run_id": r.run_id,
+        "w2s.seed": str(r.seed),
+        "w2s.status": str(r.status),
+        "w2s.git_sha": str(r.git_sha),
+    }
+    run = client.create_run(
+        exp_id,
+        run_name=f"{r.arm}-seed{r.seed}",
+        start_time=int(t0 * 1000) if t0 else None,
+        tags=tags,
+    )
+    rid = run.info.run_id
+    spec = su.specs.get(r.run_id, {})
+    params = [
+        Param(k[:250], v if len(v) <= MAX_PARAM_CHARS else v[: MAX_PARAM_CHARS - 3] + "...")
+        for k, v in flatten(spec).items()
+    ]
+    metrics, last_ms = _run_metrics(rows, t0)
+    extra_tags = []
+    if _finite(r.switch_epoch):
+        step = int(r.switch_step) if _finite(r.switch_step) else 0
+        metrics.append(Metric("switch_off_epoch", float(r.switch_epoch), last_ms, step))
+        metrics.append(Metric("switch_off_step", float(step), last_ms, step))
+        ev = su.events[(su.events["run_id"] == r.run_id) & (su.events["event"] == "switch_off")]
+        if len(ev):
+            e = {k: v for k, v in ev.iloc[0].to_dict().items() if _json_ok(v)}
+            extra_tags.append(RunTag("w2s.switch_off", json.dumps(e, default=str)[:5000]))
+    log(rid, metrics=metrics, params=params, tags=extra_tags)
+    client.log_text(rid, json.dumps(spec, indent=2, sort_keys=True), "spec.json")
+    status = STATUS.get(str(r.status))
+    if status:
+        client.set_terminated(rid, status=status, end_time=max(last_ms, int(t0 * 1000)))
+
+
+def _log_summary(client, log, exp_id: str, an, arms, parents, report_dir) -> None:
+    """The seed-grouped speedups on each arm's parent run and in one suite-level run."""
+    from mlflow.entities import Metric
+
+    su = an.suite
+    now_ms = int(_dt.datetime.now(_dt.timezone.utc).timestamp() * 1000)
     summ_metrics = []
     for arm in arms:
         s = an.summary[an.summary["arm"] == arm]
@@ -215,21 +234,10 @@ def _export(an, uri: str, report_dir: Path | None) -> str:
             for stat in ("point", "ci_low", "ci_high", "p_sooner"):
                 v = getattr(r, stat)
                 if _finite(v):
-                    ms.append(
-                        Metric(
-                            metric_key("speedup", r.unit, thr_name(r.threshold), stat),
-                            float(v),
-                            now_ms,
-                            0,
-                        )
-                    )
+                    thr = thr_name(r.threshold)
+                    ms.append(Metric(metric_key("speedup", r.unit, thr, stat), float(v), now_ms, 0))
                     summ_metrics.append(
-                        Metric(
-                            metric_key("speedup", arm, r.unit, thr_name(r.threshold), stat),
-                            float(v),
-                            now_ms,
-                            0,
-                        )
+                        Metric(metric_key("speedup", arm, r.unit, thr, stat), float(v), now_ms, 0)
                     )
         log(parents[arm], metrics=ms)
         client.set_terminated(parents[arm], status="FINISHED")
@@ -242,8 +250,8 @@ def _export(an, uri: str, report_dir: Path | None) -> str:
             "w2s.kind": "summary",
             "w2s.health": health,
             "w2s.headline_unit": an.unit,
-            "w2s.bootstrap": f"{an.options['ci_method']}, {an.options['reps']} resamples, "
-            f"seed {an.options['seed']}",
+            "w2s.bootstrap": f"{an.options.ci_method}, {an.options.reps} resamples, "
+            f"seed {an.options.seed}",
         },
     )
     log(srun.info.run_id, metrics=summ_metrics)
@@ -254,7 +262,6 @@ def _export(an, uri: str, report_dir: Path | None) -> str:
             if (Path(report_dir) / f).is_file():
                 client.log_artifact(srun.info.run_id, str(Path(report_dir) / f))
     client.set_terminated(srun.info.run_id, status="FINISHED")
-    return exp_id
 
 
 def _nz(v: object) -> float:

@@ -150,7 +150,8 @@ def summary_tag(arm: str, unit: str, threshold: float, stat: str) -> str:
 def _export_summary(an, d: Path) -> Path:
     from tensorboard.plugins.text import summary_v2 as text
 
-    from benchmark.analysis.report import _headline_md
+    from benchmark.analysis.markdown import table_markdown
+    from benchmark.analysis.tables import headline_table
 
     w = _fresh_writer(d)
     wall = _dt.datetime.now(_dt.timezone.utc).timestamp()
@@ -162,8 +163,9 @@ def _export_summary(an, d: Path) -> Path:
     lines = [f"w2s-bench report of suite {an.suite.name}", ""]
     if an.health is not None:
         lines += [an.health.headline(), ""]
-    if len(an.summary):
-        lines.append(_headline_md(an))
+    headline = headline_table(an)
+    if headline is not None:
+        lines.append(table_markdown(headline))
     lines += ["", "Warnings:", *[f"- {m}" for m in an.warnings]]
     w.add_event(_summary_event(text.text_pb("summary", "\n".join(lines)), 0, wall))
     w.close()

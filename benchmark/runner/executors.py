@@ -74,7 +74,7 @@ def parse_gpus(text: str | None) -> list[str]:
 
 def final_statuses(req: RunRequest) -> dict[str, str]:
     """{item id: status on disk} for every item of the requested plan."""
-    from .execute import plan
+    from .plan import plan
 
     suite = req.load(check_paths=False)
     return {it.id: it.status for it in plan(suite, Path(req.results_dir), req.arms or None,
@@ -93,7 +93,7 @@ def run_local_parallel(req: RunRequest, *, jobs: int, gpus: list[str], log=print
         raise UserError("--jobs must be at least 1")
     suite = req.load()
     from .deep_check import check_deep
-    from .execute import check_lock, suite_dir
+    from .plan import check_lock, suite_dir
 
     check_deep(suite)  # before the lock and before any worker starts
     sdir = suite_dir(Path(req.results_dir), suite)
@@ -182,7 +182,7 @@ def run_slurm(req: RunRequest, opts: SlurmOptions, *, log=print) -> dict[str, st
     except ImportError:
         raise UserError("--executor slurm needs submitit: pip install 'w2s-bench[slurm]'") from None
     from .deep_check import check_deep
-    from .execute import check_lock, plan, suite_dir
+    from .plan import check_lock, plan, suite_dir
 
     suite = req.load()
     check_deep(suite)  # before the lock and before any job is submitted

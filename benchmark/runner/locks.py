@@ -73,3 +73,12 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def claim(lock: RunLock) -> bool:
+    """Take a run's lock; under DDP rank 0 takes it and every rank follows its answer."""
+    from ..train import ddp
+
+    if ddp.world()[1] > 1:
+        return ddp.broadcast(lock.acquire() if ddp.is_main() else None)
+    return lock.acquire()

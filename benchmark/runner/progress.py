@@ -61,7 +61,7 @@ def item_epochs(item) -> float:
 
 
 def item_label(item) -> str:
-    """The label Executor gives an item's step hook ('teacher <name>', '<arm> seed <seed>')."""
+    """The label the runner gives an item's step hook ('teacher <name>', '<arm> seed <seed>')."""
     if item.kind == "teacher":
         return f"teacher {(item.spec or {}).get('name', item.id)}"
     return f"{item.arm} seed {item.seed}"
@@ -143,7 +143,7 @@ class SuiteProgress:
         info = f"{total - left:.1f}/{total:.1f} epochs" if total else ""
         self.bar.update(self.suite_task, info=info, eta=fmt_eta(self.eta()) if total else None)
 
-    # -- the hooks run_suite and the Executor call
+    # -- the hooks run_suite and the run recorder call
     def start_suite(self, n: int) -> None:
         self.t0 = self.clock()
         self.suite_task = self.bar.add_task("suite", total=n, info="", eta=None)

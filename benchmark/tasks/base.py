@@ -34,7 +34,12 @@ class TaskRuntime(Protocol):
     def loss(self, model: torch.nn.Module, batch: Any, teacher: torch.nn.Module | None,
              weight: float, step: int) -> tuple[torch.Tensor, dict]:
         """Scalar loss and detached parts. `teacher` is None whenever `weight` == 0: the
-        loop guarantees the teacher is not run then."""
+        loop guarantees the teacher is not run then.
+
+        Every task computes its own loss (CE, the detector's losses, L_simple), builds the
+        registered distillation loss once (distill.losses.build_distillation) and, when
+        `Distillation.active(teacher, weight)`, calls `Distillation.apply` on an
+        `Outputs(student, teacher or None, targets)`: the weight is applied there only."""
 
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
         """{metric: value} on "test" or "holdout"; the primary metric must be present."""

@@ -14,6 +14,8 @@ import copy
 import torch
 
 from ..data.coco import DetectionData, coco_ap, to_coco_dets
+from ..distill.detection import DetectorOutputs
+from ..distill.losses import Outputs, build_distillation
 from ..errors import DataError
 from ..models.detection import build_detector
 from ..registry import DATASETS
@@ -52,8 +54,7 @@ class Detection:
         self.train = data.train.to(device)
         self.splits = {"test": data.test.to(device), "holdout": data.holdout.to(device)}
         self.hflip = settings.train.augment.hflip
-        d = settings.distill
-        self.kd = d.loss if d is not None else None
+        self.distill = build_distillation(settings.distill)  # None: no distillation
 
     # ------------------------------------------------------------------ model & data
     def build_model(self, model_cfg, init_seed: int) -> torch.nn.Module:
@@ -95,30 +96,30 @@ class Detection:
             yield self._batch(self.train, idx, flip)
 
     # ------------------------------------------------------------------------ losses
-    def loss(self, model, batch, teacher, weight: float, step: int):
-        from ..distill.detection import logit_kd_loss, pkd_loss
+    def _wants_logits(self) -> bool:
+        """Whether the registered loss reads the dense class logits (its extra_outputs)."""
+        return self.distill is not None and "logits" in self.distill.extra_outputs
 
+    def loss(self, model, batch, teacher, weight: float, step: int):
+        """The detector's summed losses and, when active, the registered distillation term on
+        DetectorOutputs (FPN features; class logits if the loss asks), weighted by
+        distill.losses.combine."""
         images, targets = batch
-        d = self.s.distill
-        kd_on = d is not None and weight > 0 and teacher is not None
-        want_logits = kd_on and self.kd == "det_logit_kd"
+        dist = self.distill
+        on = dist is not None and dist.active(teacher, weight)
+        want_logits = on and self._wants_logits()
         losses, feats, logits = model.train_forward(images, targets, want_logits=want_logits)
         det = sum(v.float() for v in losses.values())
         parts = {k: v.detach() for k, v in losses.items()}
         parts["det"] = det.detach()
-        if not kd_on:
+        if not on:
             return det, parts
-        with torch.no_grad():
-            _, t_feats, t_logits = teacher.train_forward(images, None, want_logits=want_logits)
-        if self.kd == "pkd":
-            kd = pkd_loss(feats, t_feats, eps=float(d.kwargs.get("eps", 1e-6)))
-        else:
-            kd = logit_kd_loss(logits, t_logits, temperature=d.temperature)
-        parts["kd"] = kd.detach()
-        if d.beta is not None:
-            return det + weight * d.beta * kd, parts
-        a = d.alpha * weight
-        return (1 - a) * det + a * kd, parts
+        t_out = None
+        if dist.needs_teacher:
+            with torch.no_grad():
+                _, t_feats, t_logits = teacher.train_forward(images, None, want_logits=want_logits)
+            t_out = DetectorOutputs(t_feats, t_logits)
+        return dist.apply(det, parts, Outputs(DetectorOutputs(feats, logits), t_out, targets), weight)
 
     # -------------------------------------------------------------------- evaluation
     @torch.inference_mode()
@@ -150,7 +151,7 @@ class Detection:
         k = len(images)
         m = copy.deepcopy(model)
         m.train()
-        want = self.kd == "det_logit_kd"
+        want = self._wants_logits()
 
         def fwd_bwd():
             losses, _, _ = m.train_forward(images, targets)

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from ..data.cache import cache_dir as default_cache_dir
 from ..data.tensors import augment
-from ..diffusion.losses import eps_distill_loss
 from ..diffusion.samplers import network_evals, sample
 from ..diffusion.schedule import make_schedule
+from ..distill.losses import Outputs, build_distillation
 from ..errors import DataError, UserError
 from ..registry import MODELS
 from .base import count_flops
@@ -78,9 +78,7 @@ class Diffusion:
         sc = self.opts.schedule
         self.schedule = make_schedule(sc.name, sc.T, sc.beta_start, sc.beta_end, sc.cosine_s)
         self.T = sc.T
-        d = settings.distill
-        self.alpha = d.alpha if d is not None else 0.0
-        self.beta = d.beta if d is not None else None
+        self.distill = build_distillation(settings.distill)  # None: no distillation
         self._fid = self._build_fid(data, train_x)
         self._sample_cache: tuple | None = None
         self.info = dict(data.info)
@@ -172,14 +170,22 @@ class Diffusion:
 
     # ---------------------------------------------------------------------- losses
     def loss(self, model, batch, teacher, weight: float, step: int):
+        """DDPM's L_simple = mean (eps_s - eps)^2 (Ho et al. 2020 eq. 14) and, when active,
+        the registered distillation term on the predicted noise (the teacher's on the same
+        (x_t, t)), weighted by distill.losses.combine."""
         x0, t, noise = batch
         xt = self.schedule.q_sample(x0, t, noise)
         eps_s = model(xt, t)
+        mse = (eps_s.float() - noise.float()).pow(2).mean()
+        parts = {"mse": mse.detach()}
+        dist = self.distill
+        if dist is None or not dist.active(teacher, weight):
+            return mse, parts
         eps_t = None
-        if teacher is not None and weight > 0:
+        if dist.needs_teacher:
             with torch.no_grad():
                 eps_t = teacher(xt, t)
-        return eps_distill_loss(eps_s, noise, eps_t, alpha=self.alpha, beta=self.beta, weight=weight)
+        return dist.apply(mse, parts, Outputs(eps_s, eps_t, noise), weight)
 
     def flops(self, model, teacher) -> dict[str, float]:
         """Per-step FLOPs measured on a 2-image batch and scaled by the batch size, on a copy

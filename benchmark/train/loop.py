@@ -32,8 +32,13 @@ CKPT_VERSION = 1
 
 
 # ------------------------------------------------------------------------ schedule
-def lr_factor(step: int, total: int, steps_per_epoch: int, sched) -> float:
-    """Multiplier of the base LR at `step` (0-based): linear warm-up from 0, then the schedule."""
+def lr_factor(step: int, total: int, steps_per_epoch: int, sched, triangle=None) -> float:
+    """Multiplier of the base LR at `step` (0-based): linear warm-up from 0, then the schedule.
+    `triangle` (start, peak, end), when given, replaces `sched`: `start` at step 0, linear to 1
+    at int(peak * total), linear to `end` at `total` (airbench94's schedule)."""
+    if triangle is not None:
+        start, peak, end = triangle
+        return float(np.interp(step, [0, int(peak * total), total], [start, 1.0, end]))
     warm = int(round(sched.warmup_epochs * steps_per_epoch))
     if step < warm:
         return (step + 1) / warm
@@ -58,8 +63,57 @@ def eval_steps(total: int, steps_per_epoch: int, ev) -> list[int]:
     return out
 
 
-def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+def decoupled_sgd(lr_per_1024: float, wd_per_1024: float, momentum: float, batch_size: int) -> tuple[float, float]:
+    """(lr for a batch-MEAN loss, weight decay per step) from airbench's decoupled values.
+
+    airbench sums its loss over the batch and uses lr_per_1024 / kilostep, kilostep = 1024 (1 +
+    1/(1 - m)) (a constant per-example gradient summed over 1024 examples moves a weight
+    kilostep/1024 times one plain step under momentum m); the harness's losses are means, so
+    the batch is folded into the lr (the same update). Decay per step: wd_per_1024 * B / kilostep.
+    """
+    kilostep = 1024 * (1 + 1 / (1 - momentum))
+    return lr_per_1024 / kilostep * batch_size, wd_per_1024 * batch_size / kilostep
+
+
+NORM_TYPES = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
+def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, lr_scale: dict | None = None,
+                 decoupled_wd: float | None = None) -> list[dict]:
+    """Trainable parameters in groups of equal lr: `lr_scale` {"norm_bias": f} gives the biases
+    of norm layers f x lr. With `decoupled_wd` (decay per step), each group's weight_decay is
+    decoupled_wd / its lr, so every group decays by the same amount (PyTorch multiplies by lr)."""
+    scale = dict(lr_scale or {})
+    special: dict[int, float] = {}
+    if "norm_bias" in scale:
+        for m in model.modules():
+            if isinstance(m, NORM_TYPES) and getattr(m, "bias", None) is not None:
+                special[id(m.bias)] = scale["norm_bias"]
+    by_factor: dict[float, list] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            by_factor.setdefault(special.get(id(p), 1.0), []).append(p)
+    groups = []
+    for f, ps in sorted(by_factor.items()):
+        g_lr = lr * f
+        wd = decoupled_wd / g_lr if decoupled_wd is not None else weight_decay
+        groups.append({"params": ps, "lr": g_lr, "weight_decay": wd})
+    return groups
+
+
+def build_optimizer(model: torch.nn.Module, cfg, recipe=None, batch_size: int | None = None) -> torch.optim.Optimizer:
+    """The suite's optimizer; `recipe` (classification task_options.recipe) may make SGD's
+    hyperparameters decoupled and scale norm-bias lrs (param_groups)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if recipe is not None and (recipe.decoupled or recipe.lr_scale):
+        if cfg.name != "sgd":
+            raise ValueError("recipe.decoupled / lr_scale are defined for sgd")
+        lr, wd = cfg.lr, cfg.weight_decay
+        decoupled_wd = None
+        if recipe.decoupled:
+            lr, decoupled_wd = decoupled_sgd(cfg.lr, cfg.weight_decay, cfg.momentum, batch_size)
+        return torch.optim.SGD(param_groups(model, lr, wd, recipe.lr_scale, decoupled_wd), lr=lr,
+                               momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                                weight_decay=cfg.weight_decay)
@@ -104,6 +158,27 @@ class EMA:
                 e.copy_(p)
 
 
+class Lookahead:
+    """Lookahead with an EMA slow copy (airbench94): `update(model, decay)` moves the slow copy
+    of every float state-dict tensor (weights and BN statistics) toward the model's and copies
+    it back into the model; decay 1.0 just resets the model to the slow copy."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, decay: float) -> None:
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.slow[k].lerp_(v, 1 - decay)
+                v.copy_(self.slow[k])
+
+    @staticmethod
+    def decay_at(step: int, total: int, opt) -> float:
+        """decay^every * (step/total)^power: small early (the EMA follows), 0.95^5 at the end."""
+        return opt.decay ** opt.every_steps * (step / total) ** opt.power
+
+
 @dataclass
 class LoopResult:
     status: str  # complete | diverged
@@ -138,9 +213,15 @@ class Loop:
         self.evals = [s for s in eval_steps(self.total, self.spe, train_cfg.eval) if s <= self.stop_step]
         if self.stop_step not in self.evals:
             self.evals.append(self.stop_step)
-        self.opt = build_optimizer(model, train_cfg.optimizer)
+        # a task may carry recipe options the loop applies (classification task_options.recipe)
+        self.recipe = getattr(task, "recipe", None)
+        r = self.recipe
+        self.opt = build_optimizer(model, train_cfg.optimizer, r, task.batch_size)
+        tri = (r.schedule.start, r.schedule.peak, r.schedule.end) if r is not None and r.schedule else None
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: lr_factor(s, self.total, self.spe, train_cfg.schedule))
+            self.opt, lambda s: lr_factor(s, self.total, self.spe, train_cfg.schedule, tri))
+        self.lookahead: Lookahead | None = None
+        self.frozen = self._freeze_params(model, r.freeze_after if r is not None else {})
         amp = train_cfg.precision != "fp32" and device.type in ("cuda", "cpu")
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train_cfg.precision)
         self.autocast = (lambda: torch.autocast(device.type, dtype=self.amp_dtype)) if amp else nullcontext
@@ -173,6 +254,28 @@ class Loop:
         self.last: dict = {}
         self.kd_active = False
         self.resumed = False
+
+    @staticmethod
+    def _freeze_params(model: torch.nn.Module, freeze_after: dict) -> list[tuple[torch.nn.Parameter, float]]:
+        """(parameter, epochs it trains) for recipe.freeze_after; unknown names are an error."""
+        named = dict(model.named_parameters())
+        unknown = [k for k in freeze_after if k not in named]
+        if unknown:
+            from ..errors import UserError
+
+            raise UserError(f"task_options.recipe.freeze_after: the model has no parameter {unknown[0]!r} "
+                            f"(its parameters: {', '.join(list(named)[:12])}{', ...' if len(named) > 12 else ''})")
+        return [(named[k], float(e)) for k, e in freeze_after.items()]
+
+    def _lookahead_step(self) -> None:
+        """After an optimizer step: every `every_steps` steps from `start_epoch` on."""
+        la, step = self.recipe.lookahead, self.clock.step
+        if step / self.spe < la.start_epoch or step % la.every_steps:
+            return
+        if self.lookahead is None:
+            self.lookahead = Lookahead(self.model)
+        else:
+            self.lookahead.update(self.model, Lookahead.decay_at(step, self.total, la))
 
     # ---------------------------------------------------------------- paths
     @property
@@ -215,6 +318,7 @@ class Loop:
             "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.model.state_dict() if self.ema else None,
+            "lookahead": self.lookahead.slow if self.lookahead else None,
             "rng": rng_state(),
             "clock": self.clock.state_dict(),
             "switch": vars(self.switch.state) if self.switch else None,
@@ -243,6 +347,9 @@ class Loop:
         self.scaler.load_state_dict(st["scaler"])
         if self.ema and st["ema"] is not None:
             self.ema.model.load_state_dict(st["ema"])
+        if st.get("lookahead") is not None:
+            self.lookahead = Lookahead(self.model)
+            self.lookahead.slow = st["lookahead"]
         set_rng_state(st["rng"])
         self.clock = Clock.from_state(st["clock"])
         if self.switch and st["switch"] is not None:
@@ -270,6 +377,8 @@ class Loop:
             ep, start = divmod(self.clock.step, self.spe)
             next_eval = next(s for s in self.evals if s > self.clock.step)
             self.model.train()
+            for p, epochs in self.frozen:  # recipe.freeze_after: trains for its first epochs only
+                p.requires_grad_(ep < epochs)
             self.train_watch.start()
             for batch in self.task.batches(ep, start):
                 if self.world > 1:
@@ -293,6 +402,8 @@ class Loop:
                     self.ema.update(self.model)
                 c = self.clock
                 c.step += 1
+                if self.recipe is not None and self.recipe.lookahead is not None:
+                    self._lookahead_step()
                 c.samples += self.task.batch_size
                 c.flops += self.step_flops["student_step"]
                 if use_teacher:
@@ -310,6 +421,8 @@ class Loop:
                     self.on_step(self)
                 if c.step == next_eval:
                     break
+            if self.lookahead is not None and (self.clock.step % self.spe == 0 or self.clock.step == self.total):
+                self.lookahead.update(self.model, 1.0)  # at an epoch's end the weights become the EMA
             self.clock.train_wall_s += self.train_watch.stop()
             if self.clock.step == next_eval:
                 self.evaluate()
@@ -323,6 +436,8 @@ class Loop:
         model = self.ema.model if self.ema else self.model
         model.eval()
         self.eval_watch.start()
+        # tasks may evaluate cheaper between evaluations than at the end (e.g. a test subset)
+        self.task.eval_final = self.clock.step >= self.total
         results = {split: self.task.evaluate(model, split) for split in ("test", "holdout")}
         self.clock.eval_wall_s += self.eval_watch.stop()
         c = self.clock
