@@ -268,9 +268,10 @@ class Loop:
         return [(named[k], float(e)) for k, e in freeze_after.items()]
 
     def _lookahead_step(self) -> None:
-        """After an optimizer step: every `every_steps` steps from `start_epoch` on."""
+        """After an optimizer step (`step` counts it): every `every_steps` steps taken in epoch
+        `start_epoch` or later (the epoch of the step just taken is (step - 1) // spe)."""
         la, step = self.recipe.lookahead, self.clock.step
-        if step / self.spe < la.start_epoch or step % la.every_steps:
+        if (step - 1) // self.spe < la.start_epoch or step % la.every_steps:
             return
         if self.lookahead is None:
             self.lookahead = Lookahead(self.model)
