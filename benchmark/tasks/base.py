@@ -24,6 +24,10 @@ class TaskRuntime(Protocol):
     steps_per_epoch: int
     batch_size: int
     info: dict  # dataset sizes etc., recorded in the manifest
+    # Optional, read by the loop with getattr: `recipe` (classification task_options.recipe:
+    # decoupled SGD, lr scales, triangular LR, lookahead, freeze_after; None = none), and
+    # `eval_final`, which the loop sets before every evaluation (True at the last step) so a
+    # task may evaluate a cheaper subset before the end.
 
     def build_model(self, model_cfg: Any, init_seed: int) -> torch.nn.Module:
         """A freshly initialised model on the runtime's device (same seed -> same weights)."""
