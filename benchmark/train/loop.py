@@ -104,7 +104,6 @@ def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, lr_scal
 def build_optimizer(model: torch.nn.Module, cfg, recipe=None, batch_size: int | None = None) -> torch.optim.Optimizer:
     """The suite's optimizer; `recipe` (classification task_options.recipe) may make SGD's
     hyperparameters decoupled and scale norm-bias lrs (param_groups)."""
-    params = [p for p in model.parameters() if p.requires_grad]
     if recipe is not None and (recipe.decoupled or recipe.lr_scale):
         if cfg.name != "sgd":
             raise ValueError("recipe.decoupled / lr_scale are defined for sgd")
@@ -114,6 +113,7 @@ def build_optimizer(model: torch.nn.Module, cfg, recipe=None, batch_size: int | 
             lr, decoupled_wd = decoupled_sgd(cfg.lr, cfg.weight_decay, cfg.momentum, batch_size)
         return torch.optim.SGD(param_groups(model, lr, wd, recipe.lr_scale, decoupled_wd), lr=lr,
                                momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    params = [p for p in model.parameters() if p.requires_grad]
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                                weight_decay=cfg.weight_decay)
