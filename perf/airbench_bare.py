@@ -15,9 +15,12 @@ and TTA are written out here. Recipe (K. Jordan, arXiv 2404.00498, and the publi
 - LR multiplier: triangular, 0.2 at step 0 -> 1 at int(0.23 * total) -> 0.07 at the last step.
 - Whitening layer: weights from 5,000 training images' 2x2-patch covariance, frozen; its bias
   trains during the first 3 epochs only.
-- Lookahead: from epoch 3, every 5 steps the weights (and BN statistics) move to an EMA of
-  themselves, decay 0.95^5 * (step / total)^3, and are copied back; at each epoch's end the
-  weights are reset to the EMA.
+- Lookahead: from epoch 3 (the issue's reading; the public code keeps its slow copy from the
+  first step, but before epoch 3 the decay is <= 0.02, i.e. the copy just follows the weights),
+  every 5 steps the weights (and BN statistics) move to an EMA of themselves, decay
+  0.95^5 * (step / total)^3, and are copied back; after the last step the weights become the
+  EMA (until commit 995816c also at every epoch's end, which threw away the 1-4 steps since the
+  last update).
 - Augmentation: reflect-pad 2 + random 32x32 crop (translate 2); alternating flip: a random
   flip per image fixed in epoch 0, then every odd epoch all images flipped relative to it.
 - Evaluation: plain test accuracy after every epoch (timed apart from training); at the end
@@ -332,8 +335,8 @@ def main(argv=None) -> dict:
                     lookahead = Lookahead(model)
                 else:
                     lookahead.update(model, lookahead_decay(step, total))
-        if lookahead is not None:
-            lookahead.update(model, 1.0)  # the weights become the EMA at the epoch's end
+        if lookahead is not None and step >= total:
+            lookahead.update(model, 1.0)  # at the last step the weights become the EMA
         train_s = time.perf_counter() - t
         # CPU seconds of this process: ~threads x train_s on an idle machine; much less means
         # other processes shared the cores and the rate is not this machine's

@@ -5,16 +5,18 @@
 # the other (it stays warm ~30 s):
 #
 #   perf/gpu_check.sh part1   (~4.5 min) device facts, harness overhead, epoch timing, then
-#                             starts suites/cifar10-gpu.yaml with the time left
-#   perf/gpu_check.sh part2   (<= 7.5 min) finishes the suite (complete runs are skipped; a run
-#                             cut short resumes from its checkpoint), its report, then with the
+#                             runs the suites with the time left: first
+#                             suites/cifar10-airbench-gpu.yaml (issue 20's gate 3: airbench94's
+#                             recipe, 5 paired seeds), then suites/cifar10-gpu.yaml
+#   perf/gpu_check.sh part2   (<= 7.5 min) finishes the suites (complete runs are skipped; a run
+#                             cut short resumes from its checkpoint), their reports, then with the
 #                             time left the GPU tests and epoch timing under torch.compile
 #   perf/gpu_check.sh --tiny  a CPU dry run of both (small nets, a derived suite, a few hundred
 #                             images, no compile): checks the plumbing, not the speed
 #
 # Options: --out DIR (default: $OUT, else WORK/out); --steps LIST (a comma-separated subset of
 # device,overhead,epoch,suite,report,gputest,compile, run in this order); --suite FILE
-# (repeatable; default suites/cifar10-gpu.yaml); --budget S: seconds the call may take (default
+# (repeatable; default suites/cifar10-airbench-gpu.yaml and suites/cifar10-gpu.yaml); --budget S: seconds the call may take (default
 # part1 270, part2 450, both 530, --tiny 1500); a step that would run past it is cut short and
 # the rest skipped, so that what was done comes back. `perf/gpu_check.sh DIR [--steps LIST]
 # [--tiny]` (the older form) means --out DIR, both parts.
@@ -34,8 +36,10 @@
 # reports/SUITE (ignored paths) stay there too (--tiny: WORK/results, WORK/reports). OUT gets 8
 # plain files at most (the device tool's limit): PART.log (everything printed), summary-PART.txt,
 # device.txt, overhead.json, epoch_time.json, epoch_time_compiled.json and, from part2,
-# results-SUITE.tar.gz (no checkpoints) and reports-SUITE.tar.gz (`tar -xzf` it in the
-# checkout to get reports/SUITE/).
+# results-SUITE.tar.gz (no checkpoints) and reports-SUITE.tar.gz for each suite (`tar -xzf` it
+# in the checkout to get reports/SUITE/); part2 writes at most 7 (two suites).
+# The summary prints each airbench run's train + eval seconds against gate 3's 7.66 s (2x the
+# published 3.83 s).
 set -uo pipefail
 
 usage() { sed -n '2,20p' "$0" >&2; exit 2; }
@@ -174,10 +178,30 @@ d["train"].update(epochs=2, batch_size=50, precision="fp32", eval={"every_epochs
 d["targets"]["thresholds"] = [20, 25, 30]
 open(sys.argv[1], "w").write(yaml.safe_dump(d, sort_keys=False))
 EOF
-  [ ${#SUITES[@]} -eq 0 ] && SUITES=("$TINY_SUITE")
+  # and airbench's recipe, narrowed: the same options on a few hundred images
+  TINY_AIRBENCH="$WORK/cifar10-airbench-gpu-tiny.yaml"
+  "$PYTHON" - "$TINY_AIRBENCH" <<'EOF' || exit 1
+import sys
+
+import yaml
+
+d = yaml.safe_load(open("suites/cifar10-airbench-gpu.yaml"))
+d.update(name="cifar10-airbench-gpu-tiny", device="cpu", threads=1, seeds=[0, 1])
+d["data"].update(train_subset=600, holdout=100, test_subset=200)
+d["student"] = {"name": "airbench94", "kwargs": {"widths": [16, 32, 32]}}
+d["teachers"]["weak"] = {"model": {"name": "airbench94", "kwargs": {"widths": [8, 16, 16]}},
+                         "train": {"epochs": 1}}
+d["train"].update(epochs=2, batch_size=100, precision="fp32", eval={"every_epochs": 0.5, "batch_size": 200})
+d["task_options"]["recipe"].update(lookahead={"start_epoch": 1, "every_steps": 2},
+                                   freeze_after={"whiten.bias": 1}, data_init={"images": 200})
+d["task_options"]["eval"]["test_subset"] = 100
+d["targets"]["thresholds"] = [20, 25, 30]
+open(sys.argv[1], "w").write(yaml.safe_dump(d, sort_keys=False))
+EOF
+  [ ${#SUITES[@]} -eq 0 ] && SUITES=("$TINY_AIRBENCH" "$TINY_SUITE")
 else
   DEV=(--device cuda); OVH=(--batch 512 --precision bf16 --steps 20 --rounds 5 --threads 8); EPOCH=()
-  [ ${#SUITES[@]} -eq 0 ] && SUITES=(suites/cifar10-gpu.yaml)
+  [ ${#SUITES[@]} -eq 0 ] && SUITES=(suites/cifar10-airbench-gpu.yaml suites/cifar10-gpu.yaml)
 fi
 
 if has device; then
@@ -269,6 +293,12 @@ for suite in suites:
             walls.append(rows[-1]["train_wall_s"] + rows[-1]["eval_wall_s"])
     if walls:
         print(f"{suite}: {len(walls)} student runs, {sum(walls):.0f} s of train + eval wall in all")
+    if "airbench" in suite and walls:
+        # issue 20, gate 3: a whole run, evaluations included, within 2x airbench94's 3.83 s
+        med = sorted(walls)[len(walls) // 2]
+        print(f"{suite} gate 3: train + eval seconds per run " + ", ".join(f"{w:.2f}" for w in walls)
+              + f"; median {med:.2f} s vs 7.66 s (2 x 3.83): "
+              + ("(a --tiny dry run: no verdict)" if suite.endswith("-tiny") else "met" if med <= 7.66 else "NOT met"))
     rep = base / "reports" / suite
     if rep.exists():
         print(f"report: {rep} ({', '.join(sorted(p.name for p in rep.iterdir()))})")

@@ -267,3 +267,27 @@ def test_gate_suites_validate_and_the_tax_script_mirrors_the_gate_recipe():
     assert d["task_options"]["recipe"] == gate["task_options"]["recipe"]
     assert d["task_options"]["augment"] == gate["task_options"]["augment"]
     assert d["train"]["optimizer"] == gate["train"]["optimizer"] and d["train"]["batch_size"] == 1024
+
+
+def test_lookahead_makes_the_weights_the_slow_copy_only_after_the_last_step(tmp_path):
+    """As published: between lookahead updates (also at an epoch's end) the weights run ahead of
+    the slow copy; after the last step they are the slow copy. (Until commit 995816c the loop
+    also reset them at every epoch's end, throwing away the steps since the last update.)"""
+    opts = {**RECIPE, "recipe": {**RECIPE["recipe"], "lookahead": {"start_epoch": 0, "every_steps": 3}}}
+    loop = _loop(tmp_path, opts, "la")
+    every, spe, total = 3, loop.spe, loop.total
+    ends = [k * spe for k in range(1, total // spe + 1) if (k * spe) % every and k * spe < total]
+    assert ends, (spe, total)  # the tiny suite has an epoch end between two updates
+    loop.evals = sorted(set(loop.evals) | set(ends))
+    gap = {}
+
+    def record(lp, rows):
+        if lp.lookahead is not None:
+            sd = lp.model.state_dict()
+            gap[lp.clock.step] = max(float((sd[k] - v).abs().max()) for k, v in lp.lookahead.slow.items()
+                                     if v.dtype.is_floating_point)
+
+    loop.on_eval = record
+    loop.run()
+    assert all(gap[e] > 0 for e in ends)  # an epoch's end: the weights are ahead of the slow copy
+    assert gap[total] == 0  # the last step: they are the slow copy

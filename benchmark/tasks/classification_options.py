@@ -41,7 +41,7 @@ class Triangular(_Strict):
 class LookaheadOpt(_Strict):
     """From epoch `start_epoch`, every `every_steps` steps the weights (and BN statistics) move to
     an EMA of themselves with decay decay^every_steps * (step/total)^power and are copied back;
-    at the end of every epoch the weights become the EMA."""
+    after the last step the weights become the EMA."""
 
     start_epoch: int = Field(3, ge=0)
     every_steps: int = Field(5, ge=1)

@@ -422,8 +422,10 @@ class Loop:
                     self.on_step(self)
                 if c.step == next_eval:
                     break
-            if self.lookahead is not None and (self.clock.step % self.spe == 0 or self.clock.step == self.total):
-                self.lookahead.update(self.model, 1.0)  # at an epoch's end the weights become the EMA
+            if self.lookahead is not None and self.clock.step == self.total:
+                # the last step: the weights become the slow (EMA) copy, as published (only at
+                # the end of training, not at every epoch's end)
+                self.lookahead.update(self.model, 1.0)
             self.clock.train_wall_s += self.train_watch.stop()
             if self.clock.step == next_eval:
                 self.evaluate()
