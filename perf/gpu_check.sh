@@ -16,10 +16,10 @@
 #
 # Options: --out DIR (default: $OUT, else WORK/out); --steps LIST (a comma-separated subset of
 # device,overhead,epoch,suite,report,gputest,compile, run in this order); --suite FILE
-# (repeatable; default suites/cifar10-airbench-gpu.yaml and suites/cifar10-gpu.yaml); --budget S: seconds the call may take (default
-# part1 270, part2 450, both 530, --tiny 1500); a step that would run past it is cut short and
-# the rest skipped, so that what was done comes back. `perf/gpu_check.sh DIR [--steps LIST]
-# [--tiny]` (the older form) means --out DIR, both parts.
+# (repeatable; default suites/cifar10-airbench-gpu.yaml and suites/cifar10-gpu.yaml); --budget
+# S: seconds the call may take (default part1 270, part2 450, both 530, --tiny 1500); a step
+# that would run past it is cut short and the rest skipped, so that what was done comes back.
+# `perf/gpu_check.sh DIR [--steps LIST] [--tiny]` (the older form) means --out DIR, both parts.
 #
 # Before any step, with no network:
 #  1. Python: $PYTHON, else .venv/bin/python, else python3. If the harness's imports fail, the
@@ -42,7 +42,7 @@
 # published 3.83 s).
 set -uo pipefail
 
-usage() { sed -n '2,20p' "$0" >&2; exit 2; }
+usage() { sed -n '2,23p' "$0" >&2; exit 2; }
 PART=all STEPS= TINY=0 OUTDIR=${OUT:-} BUDGET= SUITES=()
 if [ $# -ge 1 ] && [[ "$1" != -* ]]; then
   case "$1" in
