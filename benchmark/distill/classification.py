@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import DistillLoss, Outputs
+from .losses import Outputs, TemperatureLoss
 
 
 def kl_soft(student_logits: torch.Tensor, target_probs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -60,27 +60,20 @@ def tfkd_reg_soft(student_logits: torch.Tensor, targets: torch.Tensor, *, temper
     return F.kl_div(log_p_s, q, reduction="sum") / q.numel() * multiplier
 
 
-class KD(DistillLoss):
+class KD(TemperatureLoss):
     """Hinton KD: T^2 * KL(softmax(z_t / T) || softmax(z_s / T)). Needs the teacher's logits."""
-
-    def __init__(self, *, temperature: float):
-        self.temperature = temperature
-
-    @classmethod
-    def from_config(cls, distill, options):
-        return cls(temperature=distill.temperature, **options)
 
     def __call__(self, out: Outputs) -> torch.Tensor:
         p_t = F.softmax(out.teacher.float() / self.temperature, dim=1)
         return kl_soft(out.student, p_t, self.temperature)
 
 
-class TfKD(DistillLoss):
+class TfKD(TemperatureLoss):
     """The repository's teacher-free variant (module docstring): T^2 * KL(p_a || softmax(z_s / T)),
     p_a = `tfkd_a` on the true class (distill.tfkd_a)."""
 
     def __init__(self, *, temperature: float, tfkd_a: float):
-        self.temperature = temperature
+        super().__init__(temperature=temperature)
         self.tfkd_a = tfkd_a
 
     @classmethod
@@ -92,17 +85,13 @@ class TfKD(DistillLoss):
         return kl_soft(out.student, p, self.temperature)
 
 
-class TfKDReg(DistillLoss):
+class TfKDReg(TemperatureLoss):
     """Tf-KD_reg (Yuan et al. 2020) as published (module docstring); options from distill.kwargs."""
 
     def __init__(self, *, temperature: float, correct_prob: float, multiplier: float):
-        self.temperature = temperature
+        super().__init__(temperature=temperature)
         self.correct_prob = correct_prob
         self.multiplier = multiplier
-
-    @classmethod
-    def from_config(cls, distill, options):
-        return cls(temperature=distill.temperature, **options)
 
     def __call__(self, out: Outputs) -> torch.Tensor:
         return tfkd_reg_soft(out.student, out.targets, temperature=self.temperature,

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .losses import DistillLoss, Outputs
+from .losses import DistillLoss, Outputs, TemperatureLoss
 
 
 @dataclass(frozen=True)
@@ -95,17 +95,10 @@ class PKD(DistillLoss):
         return pkd_loss(out.student.features, out.teacher.features, eps=self.eps)
 
 
-class DetLogitKD(DistillLoss):
+class DetLogitKD(TemperatureLoss):
     """logit_kd_loss on the dense class logits of student and teacher."""
 
     extra_outputs = frozenset({"logits"})
-
-    def __init__(self, *, temperature: float):
-        self.temperature = temperature
-
-    @classmethod
-    def from_config(cls, distill, options):
-        return cls(temperature=distill.temperature, **options)
 
     def __call__(self, out: Outputs) -> torch.Tensor:
         return logit_kd_loss(out.student.logits, out.teacher.logits, temperature=self.temperature)

@@ -69,6 +69,19 @@ class DistillLoss(ABC):
         """The unweighted distillation term(s) of a batch."""
 
 
+class TemperatureLoss(DistillLoss):
+    """Base of the losses that read the run's `distill.temperature`: built as
+    Cls(temperature=distill.temperature, **options). A subclass with more settings takes them
+    as keyword arguments and passes `temperature` on."""
+
+    def __init__(self, *, temperature: float):
+        self.temperature = temperature
+
+    @classmethod
+    def from_config(cls, distill: Any, options: dict[str, Any]) -> DistillLoss:
+        return cls(temperature=distill.temperature, **options)
+
+
 def combine(task_loss: torch.Tensor, kd: torch.Tensor, weight: float, *, alpha: float,
             beta: float | None) -> torch.Tensor:
     """The task's loss with the distillation term `kd` mixed in at switch/ramp weight
