@@ -163,40 +163,37 @@ BASE=. RESD=results REPD=reports
 if [ $TINY = 1 ]; then
   BASE=$WORK RESD=$WORK/results REPD=$WORK/reports
   DEV=(--device cpu); OVH=(--tiny --threads 1); EPOCH=(--tiny)
-  TINY_SUITE="$WORK/cifar10-gpu-tiny.yaml"
-  "$PYTHON" - "$TINY_SUITE" <<'EOF' || exit 1
+  # both GPU suites narrowed to a few hundred images and small nets: the same options, one
+  # derivation (the shared edits, then each suite's own)
+  TINY_SUITE="$WORK/cifar10-gpu-tiny.yaml" TINY_AIRBENCH="$WORK/cifar10-airbench-gpu-tiny.yaml"
+  "$PYTHON" - "$TINY_SUITE" "$TINY_AIRBENCH" <<'EOF' || exit 1
 import sys
 
 import yaml
 
-d = yaml.safe_load(open("suites/cifar10-gpu.yaml"))
-d.update(name="cifar10-gpu-tiny", device="cpu", threads=1, seeds=[0, 1])
-d["data"].update(train_subset=600, holdout=100, test_subset=200)
-d["student"] = {"name": "resnet8", "kwargs": {"width": 8}}
-d["teachers"]["weak"] = {"model": {"name": "tinycnn", "kwargs": {"width": 8}}, "train": {"epochs": 1}}
-d["train"].update(epochs=2, batch_size=50, precision="fp32", eval={"every_epochs": 0.5, "batch_size": 200})
-d["targets"]["thresholds"] = [20, 25, 30]
+
+def derive(src, student, weak, batch_size):
+    d = yaml.safe_load(open(src))
+    d.update(name=src.rsplit("/", 1)[-1].removesuffix(".yaml") + "-tiny", device="cpu", threads=1,
+             seeds=[0, 1])
+    d["data"].update(train_subset=600, holdout=100, test_subset=200)
+    d["student"] = student
+    d["teachers"]["weak"] = {"model": weak, "train": {"epochs": 1}}
+    d["train"].update(epochs=2, batch_size=batch_size, precision="fp32",
+                      eval={"every_epochs": 0.5, "batch_size": 200})
+    d["targets"]["thresholds"] = [20, 25, 30]
+    return d
+
+
+d = derive("suites/cifar10-gpu.yaml", {"name": "resnet8", "kwargs": {"width": 8}},
+           {"name": "tinycnn", "kwargs": {"width": 8}}, 50)
 open(sys.argv[1], "w").write(yaml.safe_dump(d, sort_keys=False))
-EOF
-  # and airbench's recipe, narrowed: the same options on a few hundred images
-  TINY_AIRBENCH="$WORK/cifar10-airbench-gpu-tiny.yaml"
-  "$PYTHON" - "$TINY_AIRBENCH" <<'EOF' || exit 1
-import sys
-
-import yaml
-
-d = yaml.safe_load(open("suites/cifar10-airbench-gpu.yaml"))
-d.update(name="cifar10-airbench-gpu-tiny", device="cpu", threads=1, seeds=[0, 1])
-d["data"].update(train_subset=600, holdout=100, test_subset=200)
-d["student"] = {"name": "airbench94", "kwargs": {"widths": [16, 32, 32]}}
-d["teachers"]["weak"] = {"model": {"name": "airbench94", "kwargs": {"widths": [8, 16, 16]}},
-                         "train": {"epochs": 1}}
-d["train"].update(epochs=2, batch_size=100, precision="fp32", eval={"every_epochs": 0.5, "batch_size": 200})
+d = derive("suites/cifar10-airbench-gpu.yaml", {"name": "airbench94", "kwargs": {"widths": [16, 32, 32]}},
+           {"name": "airbench94", "kwargs": {"widths": [8, 16, 16]}}, 100)
 d["task_options"]["recipe"].update(lookahead={"start_epoch": 1, "every_steps": 2},
                                    freeze_after={"whiten.bias": 1}, data_init={"images": 200})
 d["task_options"]["eval"]["test_subset"] = 100
-d["targets"]["thresholds"] = [20, 25, 30]
-open(sys.argv[1], "w").write(yaml.safe_dump(d, sort_keys=False))
+open(sys.argv[2], "w").write(yaml.safe_dump(d, sort_keys=False))
 EOF
   [ ${#SUITES[@]} -eq 0 ] && SUITES=("$TINY_AIRBENCH" "$TINY_SUITE")
 else
