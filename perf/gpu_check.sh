@@ -174,8 +174,7 @@ import yaml
 
 def derive(src, student, weak, batch_size):
     d = yaml.safe_load(open(src))
-    d.update(name=src.rsplit("/", 1)[-1].removesuffix(".yaml") + "-tiny", device="cpu", threads=1,
-             seeds=[0, 1])
+    d.update(name=d["name"] + "-tiny", device="cpu", threads=1, seeds=[0, 1])
     d["data"].update(train_subset=600, holdout=100, test_subset=200)
     d["student"] = student
     d["teachers"]["weak"] = {"model": weak, "train": {"epochs": 1}}
