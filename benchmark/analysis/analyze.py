@@ -3,8 +3,8 @@ speedups (speedup.py), the threshold sweep, final quality and switch-off (qualit
 baseline health check (health.py) and the warnings into a SuiteAnalysis, which the renderers
 (markdown.py, latex.py, html.py) only format and writers.py writes.
 
-Every number printed in report.md is a row of summary.csv / quality.csv / switch.csv, and
-those are recomputable from crossings.csv (per run x threshold x unit times), which is
+Every number printed in report.md is a row of summary.csv / quality.csv / switch.csv /
+runs.csv, and those are recomputable from crossings.csv (per run x threshold x unit times), which is
 recomputable from evaluations.csv (every raw evaluation row) plus the run specs (budgets).
 """
 
@@ -27,6 +27,7 @@ from benchmark.analysis.quality import (
     noisy_seconds,
     other_device_seeds,
     provenance_warnings,
+    runs_table,
     switch_table,
 )
 from benchmark.analysis.speedup import (
@@ -53,6 +54,7 @@ class SuiteAnalysis:
     crossings: one row per run x threshold x unit (crossing.time_to_threshold + post_hoc).
     quality:   one row per arm x test metric: final value mean [CI], delta vs baseline [CI].
     switch:    one row per run with a teacher: switch-off epoch/step, teacher metrics.
+    per_run:   one row per run: last test value, switch-off, seconds (quality.runs_table).
     health:    the baseline health check, when a reference is named (options or the lock).
     """
 
@@ -66,6 +68,7 @@ class SuiteAnalysis:
     crossings: pd.DataFrame
     quality: pd.DataFrame
     switch: pd.DataFrame
+    per_run: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     health: HealthResult | None = None
 
@@ -275,6 +278,7 @@ def analyze_suite(
         crossings=cross,
         quality=final_quality(suite, reps=opts.reps, seed=opts.seed),
         switch=switch,
+        per_run=runs_table(suite),
         warnings=warnings + noisy,
         health=health,
     )

@@ -21,7 +21,7 @@ from benchmark.analysis.crossing import UNIT_LABELS
 from benchmark.analysis.figures import PLOT_NOTES, PLOT_TITLES
 from benchmark.analysis.fmt import fmt_num, thr_label
 from benchmark.analysis.html_style import CSS
-from benchmark.analysis.quality import QUALITY_NOTE
+from benchmark.analysis.quality import QUALITY_NOTE, RUNS_NOTE
 from benchmark.analysis.speedup import VERDICT_RULE
 from benchmark.analysis.tables import SPEEDUP_COL, HeadlineTable, ReportTables, build_tables
 
@@ -315,7 +315,7 @@ def _meta_html(an: SuiteAnalysis, t: ReportTables) -> str:
 NAV = (
     '<nav class="toc"><a href="#verdict-h">Verdict</a><a href="#headline-h">Headline</a>'
     '<a href="#censoring-h">Censoring</a>'
-    '<a href="#quality-h">Final quality</a><a href="#switch-h">Switch-off</a>'
+    '<a href="#quality-h">Final quality</a><a href="#switch-h">Switch-off</a><a href="#runs-h">Runs</a>'
     '<a href="#plots-h">Plots</a><a href="#health-h">Health check</a>'
     '<a href="#summary-h">All numbers</a><a href="#provenance-h">Provenance</a></nav>'
 )
@@ -378,6 +378,11 @@ def _tables_html(an: SuiteAnalysis, t: ReportTables) -> list[str]:
         "</section>",
         '<section><h2 id="switch-h">Switch-off</h2>',
         _switch_table(t),
+        "</section>",
+        '<section><h2 id="runs-h">Runs</h2>',
+        f"<p>{esc(RUNS_NOTE)}</p>",
+        _table(t.runs.header, t.runs.rows, table_id="runs", num={2, 3, 4, 5, 6})
+        if t.runs else '<p class="none">No runs.</p>',
         "</section>",
     ]
 

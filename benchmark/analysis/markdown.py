@@ -9,7 +9,7 @@ from benchmark import __version__
 from benchmark.analysis.analyze import SuiteAnalysis
 from benchmark.analysis.crossing import UNIT_LABELS
 from benchmark.analysis.figures import FIGURES, PLOT_NOTES
-from benchmark.analysis.quality import QUALITY_NOTE
+from benchmark.analysis.quality import QUALITY_NOTE, RUNS_NOTE
 from benchmark.analysis.speedup import VERDICT_RULE
 from benchmark.analysis.tables import ReportTables, Table, build_tables
 
@@ -37,6 +37,7 @@ FILES_NOTE = [
     "- `summary.csv`: one row per arm x threshold x unit; every speedup above.",
     "- `crossings.csv`: time to each threshold per run and unit (event=False: censored).",
     "- `evaluations.csv`: every raw evaluation row (run_id, arm, seed, ...).",
+    "- `runs.csv`: the Runs table above, unformatted.",
     "- `sweep.csv`, `quality.csv`, `switch.csv`, `tables.tex` (booktabs).",
     "- `results_stamp.json`: the results this report was made from (`w2s-bench report` with "
     "no arguments skips a suite whose finished runs have not changed since).",
@@ -112,7 +113,7 @@ def _head_md(an: SuiteAnalysis, t: ReportTables) -> list[str]:
 
 
 def _tables_md(an: SuiteAnalysis, t: ReportTables) -> list[str]:
-    """Warnings, verdict, headline, censoring, seeds, final quality, switch-off."""
+    """Warnings, verdict, headline, censoring, seeds, final quality, switch-off, runs."""
     lines = ["## Warnings", ""] + ([f"- {w}" for w in an.warnings] or ["- none"])
     if t.verdict is not None:
         lines += ["", "## Verdict", "", VERDICT_RULE, "", t.interval, ""]
@@ -151,6 +152,12 @@ def _tables_md(an: SuiteAnalysis, t: ReportTables) -> list[str]:
         "## Switch-off",
         "",
         switch,
+        "",
+        "## Runs",
+        "",
+        RUNS_NOTE,
+        "",
+        table_markdown(t.runs) if t.runs else "_No runs._",
         "",
     ]
 

@@ -135,6 +135,55 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+RUNS_NOTE = (
+    "One row per run, straight from its metrics.jsonl and manifest.json. Last test value: the "
+    "target metric at the run's last test evaluation (its final value when the status is complete "
+    "or diverged). Train s: training wall seconds (evaluation and lost work excluded). s/eval: "
+    "evaluation wall seconds per evaluation before the last one (a finished run's final "
+    "evaluation is often larger, e.g. the full test set: its own column). Seconds are this "
+    "machine's at the time; compare them paired and through the timing warnings. Device, "
+    "resumes and lost seconds: the provenance table."
+)
+RUNS_COLUMNS = (
+    "arm", "seed", "run_id", "status", "last_epoch", "last_value", "switch_epoch",
+    "train_wall_s", "n_evals", "s_per_eval", "final_eval_s",
+)  # fmt: skip
+
+
+def runs_table(suite: SuiteData) -> pd.DataFrame:
+    """One row per run (RUNS_COLUMNS), in suite arm order then seed: the last test value of the
+    target metric and its epoch, the switch-off epoch (NaN: none), training seconds, and the
+    evaluation cost: n_evals test evaluations; s_per_eval = cumulative eval_wall_s at the
+    second-to-last one / (n_evals - 1) and final_eval_s = the last one's increment for a
+    finished run (FINISHED) with >= 2; otherwise s_per_eval = eval_wall_s / n_evals over all
+    of them and final_eval_s NaN. A run with no test evaluation has NaN throughout."""
+    ev = suite.evals
+    ev = ev[(ev["split"] == "test") & (ev["metric"] == suite.metric)]
+    by_run = {rid: g.sort_values(["step", "epoch"], kind="stable")
+              for rid, g in ev.groupby("run_id", observed=True)}
+    order = {a: i for i, a in enumerate(suite.arms)}
+    runs = suite.runs.assign(_o=suite.runs["arm"].map(order)).sort_values(
+        ["_o", "seed", "run_id"], kind="stable")
+    rows = []
+    for r in runs.itertuples(index=False):
+        g = by_run.get(r.run_id)
+        row = {"arm": r.arm, "seed": int(r.seed), "run_id": r.run_id, "status": r.status,
+               "last_epoch": np.nan, "last_value": np.nan, "switch_epoch": r.switch_epoch,
+               "train_wall_s": np.nan, "n_evals": 0, "s_per_eval": np.nan,
+               "final_eval_s": np.nan}
+        if g is not None and len(g):
+            ew = g["eval_wall_s"].to_numpy(dtype=float)
+            n = len(g)
+            row.update(last_epoch=float(g["epoch"].iloc[-1]), last_value=float(g["value"].iloc[-1]),
+                       train_wall_s=float(g["train_wall_s"].max()), n_evals=n)
+            if r.status in FINISHED and n >= 2:
+                row.update(s_per_eval=ew[-2] / (n - 1), final_eval_s=ew[-1] - ew[-2])
+            else:
+                row["s_per_eval"] = ew[-1] / n
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(RUNS_COLUMNS))
+
+
 def provenance_warnings(suite: SuiteData, switch: pd.DataFrame) -> list[str]:
     """What a reader must know about where the runs came from: an arm whose runs learned from
     different builds of a teacher (a teacher trained again, e.g. on another CPU, is not

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from benchmark.analysis.analyze import SuiteAnalysis
 from benchmark.analysis.calibration import (
@@ -334,6 +335,26 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _num(x, fmt: str) -> str:
+    return "-" if x is None or pd.isna(x) else format(float(x), fmt)
+
+
+def runs_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-run table (quality.runs_table), one row per run."""
+    m = an.suite.metric
+    header = ["Run", "status", f"last test {m} (epoch)", "switch-off epoch", "train s", "s/eval",
+              "final eval s"]
+    rows = []
+    for r in an.per_run.itertuples(index=False):
+        last = "-" if pd.isna(r.last_value) else f"{fmt_num(r.last_value, 4)} ({r.last_epoch:.3g})"
+        rows.append([
+            r.run_id, str(r.status), last,
+            _num(r.switch_epoch, ".3g") if r.arm != BASELINE else "",
+            _num(r.train_wall_s, ",.0f"), _num(r.s_per_eval, ".3g"), _num(r.final_eval_s, ".3g"),
+        ])
+    return header, rows
+
+
 @dataclass(frozen=True)
 class ReportTables:
     """Everything the Markdown and HTML reports print that is not prose, built once.
@@ -358,6 +379,7 @@ class ReportTables:
     seeds_note: str
     quality: Table | None
     switch: Table | None
+    runs: Table | None
 
 
 def build_tables(an: SuiteAnalysis, out_dir: Path | str) -> ReportTables:
@@ -381,4 +403,5 @@ def build_tables(an: SuiteAnalysis, out_dir: Path | str) -> ReportTables:
         seeds_note=seeds[2] if seeds else "",
         quality=None if an.quality.empty else Table(*quality_rows(an)),
         switch=None if an.switch.empty else Table(*switch_rows(an)),
+        runs=None if an.per_run.empty else Table(*runs_rows(an)),
     )

@@ -82,6 +82,7 @@ def _write_tables(an: SuiteAnalysis, d: Path) -> None:
     an.sweep.to_csv(d / "sweep.csv", index=False)
     an.quality.to_csv(d / "quality.csv", index=False)
     an.switch.to_csv(d / "switch.csv", index=False)
+    write_csv(an.per_run, d / "runs.csv")
     write_csv(an.suite.evals, d / "evaluations.csv")
 
 
