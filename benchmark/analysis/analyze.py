@@ -4,8 +4,9 @@ baseline health check (health.py) and the warnings into a SuiteAnalysis, which t
 (markdown.py, latex.py, html.py) only format and writers.py writes.
 
 Every number printed in report.md is a row of summary.csv / quality.csv / switch.csv /
-runs.csv, and those are recomputable from crossings.csv (per run x threshold x unit times), which is
-recomputable from evaluations.csv (every raw evaluation row) plus the run specs (budgets).
+runs.csv. summary.csv is recomputable from crossings.csv (per run x threshold x unit times),
+which is recomputable from evaluations.csv (every raw evaluation row) plus the run specs
+(budgets); runs.csv from evaluations.csv plus each run's status and switch-off epoch.
 """
 
 from __future__ import annotations

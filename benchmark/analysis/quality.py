@@ -136,7 +136,8 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
 
 
 RUNS_NOTE = (
-    "One row per run, straight from its metrics.jsonl and manifest.json. Last test value: the "
+    "One row per run, straight from its metrics.jsonl (its status and switch-off epoch: "
+    "manifest.json and events.jsonl). Last test value: the "
     "target metric at the run's last test evaluation (its final value when the status is complete "
     "or diverged). Train s: training wall seconds (evaluation and lost work excluded). s/eval: "
     "evaluation wall seconds per evaluation before the last one (a finished run's final "
