@@ -95,7 +95,8 @@ def test_censoring_times_by_unit_and_status(tmp_path):
     assert one(c, "baseline-s1", 80.0, "steps") == (50.0, False)
     assert one(c, "baseline-s1", 80.0, "seconds") == (8.0, False)
     assert one(c, "baseline-s1", 80.0, "flops") == (4e12, False)
-    assert len(c) == 2 * 5  # never dropped
+    assert one(c, "baseline-s1", 80.0, "seconds_teacher_train") == (8.0, False)  # no teacher
+    assert len(c) == 2 * 6  # never dropped
 
 
 def test_running_run_keeps_its_last_evaluation_and_failed_without_complete_peer(tmp_path):

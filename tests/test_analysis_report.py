@@ -74,6 +74,8 @@ def test_exact_per_seed_ratios_and_point_estimate(tmp_path):
     assert row(an.summary, 80.0, "steps")["point"] == pytest.approx(2.0)
     # kd runs take 3 s/epoch vs 2 s/epoch: 12 / 9
     assert row(an.summary, 80.0, "seconds")["point"] == pytest.approx(12.0 / 9.0)
+    # + the teacher's 10 training seconds (its teacher.json) per kd run -> 12 / 19
+    assert row(an.summary, 80.0, "seconds_teacher_train")["point"] == pytest.approx(12.0 / 19.0)
     # FLOPs: 1.5e12/epoch for kd (teacher forwards) -> 6e12 / 4.5e12
     assert row(an.summary, 80.0, "flops")["point"] == pytest.approx(6.0 / 4.5)
     # + teacher training 6e12 per kd run -> 6e12 / 10.5e12
@@ -257,7 +259,7 @@ def test_summarize_and_same_seed_reproducible(tmp_path):
         "rmst_ratio",
         "per_seed_ratios",
     } <= set(a.columns)
-    assert len(a) == 2 * 5  # 1 arm x 2 thresholds x 5 units
+    assert len(a) == 2 * 6  # 1 arm x 2 thresholds x 6 units
     bca = summarize([s], reps=1000, ci_method="bca")
     assert np.isfinite(bca["point"]).all()
 

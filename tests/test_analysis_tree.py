@@ -182,11 +182,24 @@ def test_load_tree(tmp_path):
     assert len(data.evals) == 8 and set(data.evals["split"]) == {"test", "holdout"}
     kd = data.runs.set_index("arm").loc["kd"]
     assert kd["switch_epoch"] == 1.5 and kd["switch_step"] == 15
-    assert kd["teacher_train_flops"] == 5e12 and kd["n_evals"] == 2
+    assert kd["teacher_train_flops"] == 5e12 and kd["teacher_train_s"] == 10.0 and kd["n_evals"] == 2
     ev = data.evals[data.evals["arm"] == "kd"]
     assert (ev["flops_teacher_train"] - ev["flops"] == 5e12).all()
+    assert (ev["seconds_teacher_train"] - ev["train_wall_s"] == 10.0).all()
     base = data.evals[data.evals["arm"] == "baseline"]
     assert (base["flops_teacher_train"] == base["flops"]).all()
+    assert (base["seconds_teacher_train"] == base["train_wall_s"]).all()
+
+
+def test_teacher_without_teacher_json_leaves_charged_costs_unknown(tmp_path):
+    s = write_suite(tmp_path)
+    write_run(s, "baseline", 0, [(1, 10), (2, 60)])
+    write_run(s, "kd", 0, [(1, 55), (2, 85)], teacher="t1")
+    with pytest.warns(ResultsWarning, match="teacher-training-charged FLOPs and seconds unknown"):
+        data = load_suite(s)
+    ev = data.evals[data.evals["arm"] == "kd"]
+    assert ev["flops_teacher_train"].isna().all() and ev["seconds_teacher_train"].isna().all()
+    assert ev["flops"].notna().all() and ev["train_wall_s"].notna().all()
 
 
 def test_truncated_jsonl_line_skipped_with_warning(tmp_path):

@@ -69,7 +69,7 @@ def test_tensorboard_export_reads_back(tmp_path):
     # The summary: point and CI of every arm x threshold x unit, as in summary.csv.
     summ = acc(tb / "toy" / "_summary")
     df = pd.read_csv(rep / "summary.csv")
-    assert len(df) == 10
+    assert len(df) == 2 * 6  # 1 arm x 2 thresholds x 6 units
     for r in df.itertuples(index=False):
         for stat in ("point", "ci_low", "ci_high"):
             tag = f"speedup/{r.arm}/{r.unit}/thr{r.threshold:g}/{stat}"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.analysis.calibration import holds, min_calibrated_n, too_few
-from benchmark.analysis.crossing import UNITS, time_to_threshold
+from benchmark.analysis.crossing import UNITS, WALL_UNITS, time_to_threshold
 from benchmark.analysis.health import HealthResult, assess
 from benchmark.analysis.load import SuiteData, find_suites, load_suite
 from benchmark.analysis.options import ReportOptions
@@ -112,7 +112,7 @@ def _crossings(suite: SuiteData, thr, post_hoc, opts: ReportOptions):
 
 def _seconds_na(df: pd.DataFrame, other: list[int]) -> None:
     """A ratio of wall-clock times from two machines measures the machines: n/a (in place)."""
-    sec = df["unit"] == "seconds"
+    sec = df["unit"].isin(WALL_UNITS)
     df.loc[sec, ["point", "ci_low", "ci_high", "rmst_ratio", "p_sooner", "p_value"]] = np.nan
     df.loc[sec, "verdict"] = NA
     df.loc[sec, "notes"] = [
@@ -257,10 +257,10 @@ def analyze_suite(
     msgs += _censoring_messages(summary, headline)
     switch = switch_table(suite)
     msgs += provenance_warnings(suite, switch)
-    if suite.runs["teacher_train_flops"].isna().any():
+    if suite.runs[["teacher_train_flops", "teacher_train_s"]].isna().any(axis=None):
         msgs.append(
-            "teacher training cost unknown for some runs: 'FLOPs + teacher training' "
-            "speedups are NaN there"
+            "teacher training cost unknown for some runs: 'FLOPs + teacher training' and "
+            "'train seconds + teacher training' speedups are NaN there"
         )
     warnings = list(dict.fromkeys(msgs))
     health = assess(suite, unit=headline, reference=opts.reference, alpha=opts.health_alpha,

@@ -34,11 +34,13 @@ import numpy as np
 import pandas as pd
 
 # unit name -> column of the evaluations table. "flops" includes the teacher's forward passes
-# (as logged by training); "flops_teacher_train" also charges the teacher's training cost.
+# (as logged by training); "seconds_teacher_train" / "flops_teacher_train" also charge the
+# teacher's training cost (its teacher.json: seconds on the machine that trained it).
 UNITS: dict[str, str] = {
     "epochs": "epoch",
     "steps": "step",
     "seconds": "train_wall_s",
+    "seconds_teacher_train": "seconds_teacher_train",
     "flops": "flops",
     "flops_teacher_train": "flops_teacher_train",
 }
@@ -46,9 +48,12 @@ UNIT_LABELS: dict[str, str] = {
     "epochs": "epochs",
     "steps": "steps",
     "seconds": "train seconds",
+    "seconds_teacher_train": "train seconds + teacher training",
     "flops": "FLOPs",
     "flops_teacher_train": "FLOPs + teacher training",
 }
+# units that read a wall clock (the machine and what shared it are in the number)
+WALL_UNITS = ("seconds", "seconds_teacher_train")
 BUDGET_COLUMNS = {"epochs": "budget_epochs", "steps": "budget_steps"}
 # Run statuses that will never reach a threshold they have not reached: censored at the budget.
 FAILED_STATUSES = ("diverged", "failed")

@@ -25,14 +25,16 @@ from benchmark.contract import METRIC_ROW_KEYS
 LOCK_NAME = "suite.lock.json"
 
 # Columns of SuiteData.evals, in order: identity, then the contract's metric row keys, then
-# cumulative FLOPs with the teacher's *training* cost charged up front (a constant offset per
-# run; equal to `flops` for runs without a teacher or whose teacher cost is unknown -> NaN).
-EVAL_COLUMNS = ("run_id", "arm", "seed", *METRIC_ROW_KEYS, "flops_teacher_train")
+# cumulative FLOPs and train seconds with the teacher's *training* cost charged up front (a
+# constant offset per run, from its teacher.json; equal to `flops` / `train_wall_s` for runs
+# without a teacher; NaN when the teacher's cost is unknown).
+EVAL_COLUMNS = ("run_id", "arm", "seed", *METRIC_ROW_KEYS, "flops_teacher_train",
+                "seconds_teacher_train")
 
 RUN_COLUMNS = (
     "run_id", "arm", "seed", "status", "task", "teacher_id", "teacher_name", "distill_loss",
     "budget_epochs", "budget_steps", "train_epochs", "n_evals",
-    "switch_epoch", "switch_step", "teacher_train_flops", "teacher_generation",
+    "switch_epoch", "switch_step", "teacher_train_flops", "teacher_train_s", "teacher_generation",
     "git_sha", "git_dirty", "device", "torch_version", "python_version", "threads",
     "started", "ended", "resumed", "lost_wall_s", "host",
 )  # fmt: skip
@@ -209,24 +211,28 @@ def _float(x: Any) -> float:
         return float("nan")
 
 
-def _teacher_flops(spec: dict, teachers: dict, messages: list[str]) -> float:
-    """The FLOPs of training the run's teacher (0 without one, NaN when unknown)."""
+def _teacher_cost(spec: dict, teachers: dict, messages: list[str]) -> tuple[float, float]:
+    """(FLOPs, train wall seconds) of training the run's teacher: 0 without one, NaN when
+    unknown."""
     teacher = spec.get("teacher") or None
     if not teacher:
-        return 0.0
+        return 0.0, 0.0
     teacher_id = str(teacher["id"])
     if teacher_id in teachers:
-        return _float((teachers[teacher_id].get("cost") or {}).get("flops"))
+        cost = teachers[teacher_id].get("cost") or {}
+        return _float(cost.get("flops")), _float(cost.get("train_wall_s"))
     _warn(
         messages,
         f"run {spec.get('run_id')}: teacher {teacher_id} has no teacher.json; "
-        "teacher-training-charged FLOPs unknown",
+        "teacher-training-charged FLOPs and seconds unknown",
     )
-    return float("nan")
+    return float("nan"), float("nan")
 
 
-def _run_row(run_id: str, spec: dict, man: dict, switch: dict | None, t_flops: float) -> dict:
-    """One row of the runs table (RUN_COLUMNS) from a run's spec, manifest and switch-off."""
+def _run_row(run_id: str, spec: dict, man: dict, switch: dict | None,
+             t_cost: tuple[float, float]) -> dict:
+    """One row of the runs table (RUN_COLUMNS) from a run's spec, manifest and switch-off;
+    t_cost: its teacher's training (FLOPs, seconds)."""
     teacher = spec.get("teacher") or None
     teacher_id = str(teacher["id"]) if teacher else None
     git = man.get("git") or {}
@@ -247,7 +253,8 @@ def _run_row(run_id: str, spec: dict, man: dict, switch: dict | None, t_flops: f
         "n_evals": 0,
         "switch_epoch": _float(switch.get("epoch")) if switch else float("nan"),
         "switch_step": _float(switch.get("step")) if switch else float("nan"),
-        "teacher_train_flops": t_flops,
+        "teacher_train_flops": t_cost[0],
+        "teacher_train_s": t_cost[1],
         # the build(s) of the teacher this run learned from; runs from before builds were
         # recorded used the first one
         "teacher_generation": (",".join(str(g) for g in man.get("teacher_generations") or [1])
@@ -278,11 +285,11 @@ def _read_run(rd: Path, teachers: dict, messages: list[str]):
         _warn(messages, f"{rd}: no manifest.json, status taken as 'failed'")
         man = {"status": "failed"}
     run_id = str(spec.get("run_id", rd.name))
-    t_flops = _teacher_flops({**spec, "run_id": run_id}, teachers, messages)
+    t_cost = _teacher_cost({**spec, "run_id": run_id}, teachers, messages)
     rows = read_jsonl(rd / "metrics.jsonl", messages)
     events = read_jsonl(rd / "events.jsonl", messages)
     switch = next((e for e in events if e.get("event") == "switch_off"), None)
-    return spec, _run_row(run_id, spec, man, switch, t_flops), rows, events
+    return spec, _run_row(run_id, spec, man, switch, t_cost), rows, events
 
 
 def _evals_frame(all_rows: list[dict], ids: dict, runs: pd.DataFrame) -> pd.DataFrame:
@@ -296,8 +303,10 @@ def _evals_frame(all_rows: list[dict], ids: dict, runs: pd.DataFrame) -> pd.Data
         evals[col] = pd.to_numeric(evals[col], errors="coerce").astype(float)
     for col in ("step", "samples"):
         evals[col] = pd.to_numeric(evals[col], errors="coerce")
-    t_flops = runs.set_index("run_id")["teacher_train_flops"]
-    evals["flops_teacher_train"] = evals["flops"] + evals["run_id"].map(t_flops).astype(float)
+    by_run = runs.set_index("run_id")
+    for col, base, cost in (("flops_teacher_train", "flops", "teacher_train_flops"),
+                            ("seconds_teacher_train", "train_wall_s", "teacher_train_s")):
+        evals[col] = evals[base] + evals["run_id"].map(by_run[cost]).astype(float)
     # Categoricals: filtering 10^5+ rows by run/arm/split is much faster than on strings.
     for col in ("run_id", "arm", "split", "metric"):
         evals[col] = evals[col].astype("category")

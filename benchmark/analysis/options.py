@@ -13,7 +13,7 @@ from pathlib import Path
 
 # Time units of a crossing (the keys of crossing.UNITS, which a test checks) and intervals of
 # a speedup (stats.py imports them from here): the command line's choices are these tuples.
-UNITS = ("epochs", "steps", "seconds", "flops", "flops_teacher_train")
+UNITS = ("epochs", "steps", "seconds", "seconds_teacher_train", "flops", "flops_teacher_train")
 CI_METHODS = ("fieller", "percentile", "bca")
 DEFAULT_CI_METHOD = "fieller"
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.crossing import FAILED_STATUSES
+from benchmark.analysis.crossing import FAILED_STATUSES, WALL_UNITS
 from benchmark.analysis.fmt import fmt_num
 from benchmark.analysis.load import SuiteData, teacher_build
 from benchmark.analysis.speedup import BASELINE
@@ -259,7 +259,7 @@ def noisy_seconds(suite: SuiteData, summary: pd.DataFrame) -> tuple[pd.DataFrame
     base = rates[rates["arm"] == BASELINE]
     warnings = []
     for arm in dict.fromkeys(s["arm"]):
-        sec = (s["arm"] == arm) & (s["unit"] == "seconds")
+        sec = (s["arm"] == arm) & s["unit"].isin(WALL_UNITS)
         if not np.isfinite(s.loc[sec, "point"].astype(float)).any():
             continue
         a = rates[rates["arm"] == arm]
