@@ -251,3 +251,34 @@ def test_sweep_range_follows_the_points_not_unbounded_intervals():
     assert ax.get_yscale() == "log"
     assert ax.get_ylim() == pytest.approx((0.8 / 1.25, 3.0 * 1.25))
     assert "cut at the plot's edge" in fig.get_suptitle().replace("\n", " ")
+
+
+def test_label_rows_exact():
+    # 10-pt labels: 5 pt apart overlap, 10 apart just clear
+    assert plots.label_rows([0, 5, 10, 100], [10] * 4) == [0, 1, 0, 0]
+    assert plots.label_rows([100, 0, 5], [10] * 3) == [0, 0, 1]  # in position order
+    assert plots.label_rows([0, 1, 2, 3, 30], [10] * 5) == [0, 1, 2, 2, 0]  # 3 rows at most
+    assert plots.label_rows([0, 6], [4, 20]) == [0, 1]  # extents are per label
+    assert plots.label_rows([], []) == []
+
+
+@pytest.mark.parametrize("which", ["curves", "sweep"])
+def test_close_threshold_labels_do_not_overlap(which):
+    """The airbench suite's thresholds 88 and 89.5 on a 10-90 % axis: drawn, no two threshold
+    labels overlap (the closer one moves one label further out)."""
+    thr = [70.0, 85.0, 88.0, 89.5]
+    if which == "curves":
+        rows = [{"arm": "baseline", "seed": s, "epoch": float(e), "value": 10.0 + 8.0 * e}
+                for s in range(3) for e in range(11)]
+        fig = plots.plot_learning_curves(pd.DataFrame(rows), metric="accuracy", thresholds=thr)
+    else:
+        sweep = pd.DataFrame({"arm": "kd", "threshold": np.linspace(10, 90, 20), "point": 1.1,
+                              "ci_low": 0.9, "ci_high": 1.3, "bound": ""})
+        fig = plots.plot_speedup_sweep(sweep, unit="epochs", thresholds=thr)
+    (sec,) = fig.axes[0].child_axes
+    r = _drawn(fig)
+    labels = sec.get_yticklabels() if which == "curves" else sec.get_xticklabels()
+    assert [t.get_text() for t in labels] == ["70", "85", "88", "89.5"]
+    boxes = [t.get_window_extent(r) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(_inside(fig, t, r) for t in labels)

@@ -74,17 +74,47 @@ def _title(fig, ax, text: str, fontsize: float = 10) -> None:
 
 def _threshold_axis(ax, thresholds, post_hoc, *, axis: str):
     """Thresholds as tick labels on a secondary axis outside the plot (right of y, or above x):
-    readable at SMALL size, never overlapping the curves, and constrained layout makes room."""
+    readable at SMALL size, never overlapping the curves or each other (close ones staggered),
+    and constrained layout makes room."""
     ticks = [float(t) for t in thresholds]
     labels = [f"{t:g}" + ("*" if ph else "") for t, ph in zip(thresholds, post_hoc)]
     sec = ax.secondary_yaxis("right") if axis == "y" else ax.secondary_xaxis("top")
     sec.set_ticks(ticks, labels)
     sec.tick_params(labelsize=SMALL, colors="0.3", length=3)
+    _stagger(ax, sec, ticks, labels, axis)
     if any(post_hoc) and axis == "y":
         sec.set_ylabel("threshold (* post hoc)", fontsize=SMALL, color="0.3")
     elif any(post_hoc):
         sec.set_xlabel("threshold (* post hoc)", fontsize=SMALL, color="0.3")
     return sec
+
+
+def label_rows(pos_pt: list[float], size_pt: list[float], max_rows: int = 3) -> list[int]:
+    """Row of each tick label along an axis (0: the axis's own; k: k label extents further out):
+    in position order, each label takes the first row whose last label it clears (extents
+    size_pt centred on pos_pt, in points), else the last row."""
+    rows, last = [0] * len(pos_pt), {}  # last: row -> index of its latest label
+    for i in sorted(range(len(pos_pt)), key=lambda k: pos_pt[k]):
+        rows[i] = next((r for r in range(max_rows) if r not in last or pos_pt[i] - pos_pt[last[r]]
+                        >= (size_pt[i] + size_pt[last[r]]) / 2), max_rows - 1)
+        last[rows[i]] = i
+    return rows
+
+
+def _stagger(ax, sec, ticks: list[float], labels: list[str], axis: str) -> None:
+    """Move labels of thresholds too close to print side by side (88 and 89.5 on a 0-100 %
+    axis) one label's extent further out, as label_rows says."""
+    fig, box, char = ax.figure, ax.get_position(), SMALL * 0.62
+    if axis == "y":
+        (lo, hi), span = ax.get_ylim(), box.height * fig.get_figheight() * 72
+        size, shift = [SMALL * 1.25] * len(ticks), max(map(len, labels)) * char + 3
+    else:
+        (lo, hi), span = ax.get_xlim(), box.width * fig.get_figwidth() * 72
+        size, shift = [len(s) * char + 2 for s in labels], SMALL * 1.25 + 1
+    if hi != lo:
+        rows = label_rows([(v - lo) / (hi - lo) * span for v in ticks], size)
+        for tick, row in zip((sec.yaxis if axis == "y" else sec.xaxis).get_major_ticks(len(ticks)), rows):
+            tick.set_pad(tick.get_pad() + row * shift)
 
 
 def _legend(fig, ax, n_entries: int) -> None:
