@@ -171,6 +171,30 @@ def test_torn_line_dropped_and_lost_time_reported(done_suite):
     shutil.rmtree(results)
 
 
+def test_run_without_its_checkpoint_restarts_and_counts_the_discarded_attempt(done_suite):
+    """A fresh clone of committed results holds an interrupted run's rows but not its
+    checkpoint: rerunning restarts it from scratch (the same rows on CPU), logs a restart
+    event and counts the discarded attempt's clocks as lost."""
+    from benchmark.runner.execute import run_suite
+
+    suite, results, rdir = done_suite
+    before = _rows(rdir)
+    rows, _ = read_jsonl(rdir / "metrics.jsonl")
+    kept = rows[:4]  # the attempt got this far before it was stopped
+    (rdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    write_json(rdir / "manifest.json", {**read_json(rdir / "manifest.json"), "status": "failed"})
+    shutil.rmtree(rdir / "checkpoints")
+    out = run_suite(suite, results, log=lambda *_: None)
+    assert set(out.values()) == {"complete"}
+    assert _rows(rdir) == before
+    man = read_json(rdir / "manifest.json")
+    assert man["restarted"] == 1 and man["resumed"] == 0 and man["lost_steps"] == kept[-1]["step"]
+    assert man["lost_wall_s"] == pytest.approx(kept[-1]["train_wall_s"] + kept[-1]["eval_wall_s"], abs=1e-4)
+    first = read_jsonl(rdir / "events.jsonl")[0][0]
+    assert first["event"] == "restart" and first["step"] == 0 and first["lost_steps"] == kept[-1]["step"]
+    shutil.rmtree(results)
+
+
 def test_missing_teacher_weights_are_rebuilt_and_checked(tmp_path, inproc_env):
     """A fresh clone keeps the teacher's text records but not teacher.pt (weights stay out of
     git): the teacher counts as pending, is trained again, matches its record, and the runs

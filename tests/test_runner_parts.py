@@ -17,7 +17,7 @@ from benchmark.errors import UserError
 from benchmark.runner.build import build_run, followed_switch, run_settings
 from benchmark.runner.launch import RunOptions, check_options, ddp_args, launch
 from benchmark.runner.plan import plan
-from benchmark.runner.record import Recorder, teacher_generations
+from benchmark.runner.record import Recorder, discarded_work, teacher_generations
 from benchmark.runner.teachers import TeacherBuilder
 from benchmark.store import write_json
 from benchmark.suite import run_specs, validate_dict
@@ -149,14 +149,23 @@ def test_followed_switch_waits_for_the_followed_run(tmp_path):
 class _FakeLoop:
     def __init__(self, path):
         self.ckpt_path = path / "checkpoints" / "last.pt"
+        self.events = []
+
+    def event(self, name, **kw):
+        self.events.append((name, kw))
 
 
 def test_recorder_start_finish_fail_and_clean_start(tmp_path):
     rec = Recorder(tmp_path, "r1", log=lambda *a: None)
+    assert rec.prepare(_FakeLoop(tmp_path)) == {}  # nothing earlier: a clean start, no event
     (tmp_path / "metrics.jsonl").write_text('{"step": 0}\n')
     (tmp_path / "events.jsonl").write_text('{"event": "x"}\n')
-    assert rec.prepare(_FakeLoop(tmp_path)) == {}  # no checkpoint: a clean start
+    loop = _FakeLoop(tmp_path)
+    # an earlier attempt without a checkpoint: its rows go; a row without clocks counts nothing
+    assert rec.prepare(loop) == {"restarted": 1, "lost_wall_s": 0.0, "lost_steps": 0}
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "events.jsonl").exists()
+    assert loop.events == [("restart", {"reason": "no checkpoint to resume from", "lost_wall_s": 0.0,
+                                        "lost_steps": 0})]
     rec.fail(RuntimeError("before any manifest"))  # nothing to mark yet: no file written
     assert not rec.manifest_path.exists()
     m = rec.start(torch.device("cpu"), 1, {"resumed": 2, "note": "kept"})
@@ -164,6 +173,7 @@ def test_recorder_start_finish_fail_and_clean_start(tmp_path):
     started = m["started"]
     rec.start(torch.device("cpu"), 1)  # a restart keeps the start time and the resume count
     assert rec.read_manifest()["started"] == started and rec.read_manifest()["resumed"] == 2
+    assert "restarted" not in rec.read_manifest()  # additive: only where an attempt was discarded
     try:
         raise ValueError("boom")
     except ValueError as e:
@@ -175,6 +185,29 @@ def test_recorder_start_finish_fail_and_clean_start(tmp_path):
     rec.finish("complete", switch_step=12)
     man = rec.read_manifest()
     assert man["status"] == "complete" and man["switch_step"] == 12 and man["ended"]
+
+
+def test_restart_without_checkpoint_counts_the_discarded_attempt(tmp_path):
+    """A run whose checkpoint did not travel (a fresh clone) restarts clean: the earlier
+    attempt's clocks at its last evaluation are counted as lost, and the counts survive a
+    later process start."""
+    rows = [{"step": 0, "train_wall_s": 0.0, "eval_wall_s": 2.5},
+            {"step": 46, "train_wall_s": 240.75, "eval_wall_s": 71.5}]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 69, "tra')  # torn line
+    assert discarded_work(metrics) == (312.25, 46)
+    assert discarded_work(tmp_path / "missing.jsonl") == (0.0, 0)
+    rec = Recorder(tmp_path, "r1", log=lambda *a: None)
+    write_json(rec.manifest_path, {"started": "t0", "resumed": 1, "lost_wall_s": 10.0, "lost_steps": 2})
+    loop = _FakeLoop(tmp_path)
+    extra = rec.prepare(loop)
+    assert extra == {"restarted": 1, "lost_wall_s": 322.25, "lost_steps": 48}
+    assert loop.events[0][1]["lost_wall_s"] == 312.25 and loop.events[0][1]["lost_steps"] == 46
+    rec.start(torch.device("cpu"), 1, extra)
+    rec.start(torch.device("cpu"), 1)  # a later process (e.g. a resume that adds nothing)
+    man = rec.read_manifest()
+    assert (man["started"], man["resumed"], man["restarted"], man["lost_wall_s"], man["lost_steps"]) == (
+        "t0", 1, 1, 322.25, 48)
 
 
 def test_teacher_generations_span_a_resume():

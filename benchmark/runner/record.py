@@ -41,7 +41,7 @@ class Recorder:
     # -- status
     def start(self, device, threads: int, extra: dict | None = None) -> dict:
         """Write the manifest with status `running` and this process's provenance; the start
-        time, resume count and lost time of an earlier attempt carry over."""
+        time, resume and restart counts and lost time of an earlier attempt carry over."""
         from .provenance import device_info, git_info, host, versions
 
         old = self.read_manifest()
@@ -52,6 +52,9 @@ class Recorder:
         # the machine's load when this process (re)started the run, and at its end (finish):
         # train seconds measured beside other jobs are slower and noisier (additive key)
         m["load"] = {"start": machine_load()}
+        for k in ("restarted", "lost_steps"):  # additive keys, carried only where an attempt set them
+            if k in old:
+                m[k] = old[k]
         m.update(extra or {})
         write_json(self.manifest_path, m)
         return m
@@ -113,14 +116,25 @@ class Recorder:
     # -- resume
     def prepare(self, loop) -> dict:
         """Before `loop.run()`: resume from the loop's checkpoint if there is one (manifest
-        fields to update are returned), else clear what a start that never reached its first
-        checkpoint wrote, so the run starts clean ({} returned)."""
+        fields to update are returned), else clear what an earlier attempt without a
+        checkpoint wrote (one that died before its first checkpoint, or whose checkpoint did
+        not travel with a fresh clone), so the run starts clean. The discarded attempt's work
+        is logged as a `restart` event and counted, like a resume's, in `lost_wall_s`/`lost_steps`
+        ({} when there was no earlier attempt)."""
         if loop.ckpt_path.exists():
             return self.resume(loop, self.read_manifest())
-        if (self.path / "metrics.jsonl").exists():
-            for f in ("metrics.jsonl", "events.jsonl"):
-                remove(self.path / f)
-        return {}
+        metrics = self.path / "metrics.jsonl"
+        if not metrics.exists():
+            return {}
+        lost, lost_steps = discarded_work(metrics)
+        for f in ("metrics.jsonl", "events.jsonl"):
+            remove(self.path / f)
+        loop.event("restart", reason="no checkpoint to resume from", lost_wall_s=round(lost, 4), lost_steps=lost_steps)
+        self.log(f"restarting {self.path.name} from scratch: no checkpoint "
+                 f"(discarded {lost:.1f}s, {lost_steps} steps of an earlier attempt)")
+        old = self.read_manifest()
+        return {"restarted": old.get("restarted", 0) + 1, "lost_wall_s": old.get("lost_wall_s", 0.0) + lost,
+                "lost_steps": old.get("lost_steps", 0) + lost_steps}
 
     def resume(self, loop, old: dict) -> dict:
         """Restore `loop` from its checkpoint; log the resume; manifest fields to update.
@@ -150,6 +164,24 @@ def teacher_generations(resumed_from: dict, teacher_info: dict) -> list[int]:
     """The builds of the teacher a run learned from: the one loaded now, plus those an earlier
     attempt of the same run used (`resumed_from`: its manifest when the run resumes, else {})."""
     return sorted({*(resumed_from.get("teacher_generations") or []), teacher_info.get("generation", 1)})
+
+
+def discarded_work(metrics: Path) -> tuple[float, int]:
+    """(train + eval wall seconds, steps) an earlier attempt had recorded by its last
+    evaluation in `metrics` (metrics.jsonl); (0, 0) for an unreadable or empty file."""
+    last = None
+    try:
+        for line in metrics.read_text().splitlines():
+            try:
+                last = json.loads(line)
+            except ValueError:
+                continue  # a torn last line from a killed process
+    except OSError:
+        return 0.0, 0
+    try:
+        return float(last["train_wall_s"]) + float(last["eval_wall_s"]), int(last["step"])
+    except (TypeError, KeyError, ValueError):
+        return 0.0, 0
 
 
 def write_beat(path: Path, loop) -> None:
