@@ -29,8 +29,10 @@ teacher has teacher_generations (the builds of its teacher it learned from; abse
 from before builds were recorded: build 1). Device is "cpu <model> <ISA> (N threads)" or
 "cuda:N <name>" (older runs: "cpu <arch> (N threads)"). Runs from issue 22 on also record
 load {start: {loadavg_1m, cpus}, end: {...}} (the machine's load when the run (re)started and
-ended: a timing taken beside other jobs can be told apart). All optional and additive:
-schema_version unchanged.
+ended: a timing taken beside other jobs can be told apart); lost_steps (int) where a resume
+or restart discarded work, and restarted (int) where an earlier attempt without a checkpoint
+(one whose checkpoints/ did not travel with its committed rows) was thrown away and the run
+trained from scratch. All optional and additive: schema_version unchanged.
 
 reports/<suite>/results_stamp.json (written by `report`, not part of the results): the
 fingerprint of the finished runs a report was made from, so `report` without arguments
@@ -45,7 +47,8 @@ teachers/<teacher_id>/superseded/<build>/.
 
 events.jsonl rows: {event, epoch, step, wall (unix time), ...}; events used downstream:
 switch_off {epoch, step, student_holdout, teacher_holdout, reason}, kd_zero (end of a
-ramp), threshold_crossed {threshold, value}, resume, divergence {loss}.
+ramp), threshold_crossed {threshold, value}, resume {from_step, dropped_lines, lost_wall_s,
+lost_steps}, restart {reason, lost_wall_s, lost_steps}, divergence {loss}.
 """
 
 from __future__ import annotations
