@@ -362,3 +362,43 @@ def test_rebuilt_teacher_and_device_mix_are_reported(tmp_path):
     assert "train seconds not computed (see the warnings)" in md
     html = (md_path.parent / "index.html").read_text()
     assert "t1 (build 1, superseded)" in html and "t1 (build 2)" in html
+
+
+def test_teacher_seconds_from_another_device_are_not_charged(tmp_path):
+    """A teacher trained on another kind of machine than the baseline runs: its training
+    seconds cannot be added to the runs' clocks, so "seconds + teacher training" is n/a while
+    the runs' own seconds and every other unit stay computed; a teacher on the same kind of
+    machine (here a GPU index aside) is charged as before."""
+    import json
+
+    from benchmark.analysis.quality import teacher_device_seeds
+
+    s = write_suite(tmp_path)
+    write_teacher(s)
+    (s / "teachers" / "t1" / "manifest.json").write_text(json.dumps({"device": "cpu B"}))
+    for seed in range(3):
+        write_run(s, "baseline", seed, step_curve(1, 4), budget_epochs=10, manifest_extra={"device": "cpu A"})
+        write_run(s, "kd", seed, step_curve(1, 3), budget_epochs=10, teacher="t1", switch_epoch=2.0,
+                  manifest_extra={"device": "cpu A"})
+    data = load_suite(s)
+    assert set(data.runs.loc[data.runs["arm"] == "kd", "teacher_device"]) == {"cpu B"}
+    assert data.runs.loc[data.runs["arm"] == "baseline", "teacher_device"].isna().all()
+    assert teacher_device_seeds(data, "kd", [0, 1, 2]) == [0, 1, 2]
+    assert teacher_device_seeds(data, "kd", [1]) == [1]
+    an = analyze_suite(data, reps=200)
+    charged = an.summary[an.summary["unit"] == "seconds_teacher_train"]
+    assert charged["point"].isna().all() and set(charged["verdict"]) == {"n/a"}
+    assert all("seed(s) 0, 1, 2 were charged a teacher's training seconds from another device" in n
+               for n in charged["notes"])
+    for unit in ("seconds", "epochs", "flops_teacher_train"):
+        assert an.summary.loc[an.summary["unit"] == unit, "point"].notna().all(), unit
+    # the same kind of machine: charged
+    (s / "teachers" / "t1" / "manifest.json").write_text(json.dumps({"device": "cuda:1 G"}))
+    for seed in range(3):
+        for arm in ("baseline", "kd"):
+            man = next((s / "runs").glob(f"{arm}-s{seed}*")) / "manifest.json"
+            man.write_text(json.dumps({**json.loads(man.read_text()), "device": "cuda:0 G"}))
+    data = load_suite(s)
+    assert teacher_device_seeds(data, "kd", [0, 1, 2]) == []
+    an = analyze_suite(data, reps=200)
+    assert an.summary.loc[an.summary["unit"] == "seconds_teacher_train", "point"].notna().all()

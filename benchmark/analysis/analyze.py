@@ -30,6 +30,7 @@ from benchmark.analysis.quality import (
     provenance_warnings,
     runs_table,
     switch_table,
+    teacher_device_seeds,
 )
 from benchmark.analysis.speedup import (
     BASELINE,
@@ -110,14 +111,14 @@ def _crossings(suite: SuiteData, thr, post_hoc, opts: ReportOptions):
     return cross, sweep_cross
 
 
-def _seconds_na(df: pd.DataFrame, other: list[int]) -> None:
+def _seconds_na(df: pd.DataFrame, other: list[int], units=WALL_UNITS,
+                why: str = "ran on another device than their baseline run") -> None:
     """A ratio of wall-clock times from two machines measures the machines: n/a (in place)."""
-    sec = df["unit"].isin(WALL_UNITS)
+    sec = df["unit"].isin(units)
     df.loc[sec, ["point", "ci_low", "ci_high", "rmst_ratio", "p_sooner", "p_value"]] = np.nan
     df.loc[sec, "verdict"] = NA
     df.loc[sec, "notes"] = [
-        "; ".join(x for x in (n, f"n/a: seed(s) {', '.join(map(str, other))} ran on another "
-                                 "device than their baseline run") if x)
+        "; ".join(x for x in (n, f"n/a: seed(s) {', '.join(map(str, other))} {why}") if x)
         for n in df.loc[sec, "notes"]
     ]
 
@@ -158,6 +159,9 @@ def _compare_arms(suite, cross, sweep_cross, compare, opts: ReportOptions, msgs:
         other = other_device_seeds(suite, arm, seeds, kinds)
         if other:
             _seconds_na(df, other)
+        elif t_other := teacher_device_seeds(suite, arm, seeds, kinds):
+            _seconds_na(df, t_other, units=("seconds_teacher_train",),
+                        why="were charged a teacher's training seconds from another device")
         df.insert(0, "arm", arm)
         summ.append(df)
         msgs += _pairing_messages(suite, arm, seeds, opts.ci_method)

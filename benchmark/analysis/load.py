@@ -34,7 +34,8 @@ EVAL_COLUMNS = ("run_id", "arm", "seed", *METRIC_ROW_KEYS, "flops_teacher_train"
 RUN_COLUMNS = (
     "run_id", "arm", "seed", "status", "task", "teacher_id", "teacher_name", "distill_loss",
     "budget_epochs", "budget_steps", "train_epochs", "n_evals",
-    "switch_epoch", "switch_step", "teacher_train_flops", "teacher_train_s", "teacher_generation",
+    "switch_epoch", "switch_step", "teacher_train_flops", "teacher_train_s", "teacher_device",
+    "teacher_generation",
     "git_sha", "git_dirty", "device", "torch_version", "python_version", "threads",
     "started", "ended", "resumed", "lost_wall_s", "host",
 )  # fmt: skip
@@ -192,6 +193,9 @@ def _load_teachers(suite_dir: Path) -> dict[str, dict[str, Any]]:
             old = sorted((p for p in (d / "superseded").glob("*/teacher.json") if p.parent.name.isdigit()),
                          key=lambda p: int(p.parent.name))
             data["superseded"] = [_read_json(p) for p in old]
+            # where the current build trained (its manifest): its seconds are that machine's
+            man = d / "manifest.json"
+            data["manifest_device"] = _read_json(man).get("device") if man.is_file() else None
             teachers[str(data.get("teacher_id", d.name))] = data
     return teachers
 
@@ -211,28 +215,28 @@ def _float(x: Any) -> float:
         return float("nan")
 
 
-def _teacher_cost(spec: dict, teachers: dict, messages: list[str]) -> tuple[float, float]:
-    """(FLOPs, train wall seconds) of training the run's teacher: 0 without one, NaN when
-    unknown."""
+def _teacher_cost(spec: dict, teachers: dict, messages: list[str]) -> tuple[float, float, str | None]:
+    """(FLOPs, train wall seconds, device) of training the run's teacher: 0 and None without
+    one, NaN and None when unknown; device: the teacher manifest's (None if it has none)."""
     teacher = spec.get("teacher") or None
     if not teacher:
-        return 0.0, 0.0
+        return 0.0, 0.0, None
     teacher_id = str(teacher["id"])
     if teacher_id in teachers:
         cost = teachers[teacher_id].get("cost") or {}
-        return _float(cost.get("flops")), _float(cost.get("train_wall_s"))
+        return _float(cost.get("flops")), _float(cost.get("train_wall_s")), teachers[teacher_id].get("manifest_device")
     _warn(
         messages,
         f"run {spec.get('run_id')}: teacher {teacher_id} has no teacher.json; "
         "teacher-training-charged FLOPs and seconds unknown",
     )
-    return float("nan"), float("nan")
+    return float("nan"), float("nan"), None
 
 
 def _run_row(run_id: str, spec: dict, man: dict, switch: dict | None,
-             t_cost: tuple[float, float]) -> dict:
+             t_cost: tuple[float, float, str | None]) -> dict:
     """One row of the runs table (RUN_COLUMNS) from a run's spec, manifest and switch-off;
-    t_cost: its teacher's training (FLOPs, seconds)."""
+    t_cost: its teacher's training (FLOPs, seconds, device)."""
     teacher = spec.get("teacher") or None
     teacher_id = str(teacher["id"]) if teacher else None
     git = man.get("git") or {}
@@ -255,6 +259,7 @@ def _run_row(run_id: str, spec: dict, man: dict, switch: dict | None,
         "switch_step": _float(switch.get("step")) if switch else float("nan"),
         "teacher_train_flops": t_cost[0],
         "teacher_train_s": t_cost[1],
+        "teacher_device": t_cost[2],
         # the build(s) of the teacher this run learned from; runs from before builds were
         # recorded used the first one
         "teacher_generation": (",".join(str(g) for g in man.get("teacher_generations") or [1])

@@ -242,6 +242,21 @@ def other_device_seeds(suite: SuiteData, arm: str, seeds, kinds: dict | None = N
             and dev[(arm, s)] != dev[(BASELINE, s)]]
 
 
+def teacher_device_seeds(suite: SuiteData, arm: str, seeds, kinds: dict | None = None) -> list[int]:
+    """Seeds whose `arm` run is charged its teacher's training seconds (> 0) measured on another
+    kind of device than their baseline run: "seconds + teacher training" would add two
+    machines' clocks. A teacher without a recorded device is not flagged."""
+    dev = device_kinds(suite) if kinds is None else kinds
+    r = suite.runs[suite.runs["arm"] == arm].drop_duplicates(["seed"], keep="last")
+    teacher = {int(s): (d, float(c)) for s, d, c in zip(r["seed"], r["teacher_device"], r["teacher_train_s"])}
+    out = []
+    for sd in map(int, seeds):
+        d, cost = teacher.get(sd, (None, float("nan")))
+        if isinstance(d, str) and cost > 0 and (BASELINE, sd) in dev and machine_kind(d) != dev[(BASELINE, sd)]:
+            out.append(sd)
+    return out
+
+
 def noisy_seconds(suite: SuiteData, summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Mark an arm's speedups in train seconds unreliable where a paired run's wall time per
     unit of work left the noise band of the suite's own baseline seeds (timing.noisy_pairs,
