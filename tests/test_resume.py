@@ -49,7 +49,9 @@ def _rows(d: Path) -> list[dict]:
 
 def _events(d: Path) -> list[dict]:
     rows, _ = read_jsonl(d / "events.jsonl")
-    return [{k: v for k, v in r.items() if k != "wall"} for r in rows if r["event"] != "resume"]
+    # a kill between an item's first evaluation row and its first checkpoint makes the next
+    # attempt restart it from scratch (a restart event); a later kill resumes it
+    return [{k: v for k, v in r.items() if k != "wall"} for r in rows if r["event"] not in ("resume", "restart")]
 
 
 def _n_rows(sdir: Path) -> int:
