@@ -210,6 +210,33 @@ def test_restart_without_checkpoint_counts_the_discarded_attempt(tmp_path):
         "t0", 1, 1, 322.25, 48)
 
 
+def test_git_dirty_is_about_code_not_the_committed_records(tmp_path):
+    """A campaign that commits results/ starts each run beside the previous run's uncommitted
+    rows: that is not a dirty checkout. A changed source file is."""
+    import subprocess
+
+    from benchmark.runner.provenance import git_info
+
+    def git(*a):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    for f in ("results/s/runs/r/metrics.jsonl", "reports/s/report.md", "benchmark/x.py"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    info = git_info(tmp_path)
+    assert len(info["sha"]) == 40 and info["dirty"] is False
+    (tmp_path / "results/s/runs/r/metrics.jsonl").write_text("a\nb\n")
+    (tmp_path / "reports/s/report.md").unlink()
+    (tmp_path / "scratch.txt").write_text("untracked\n")
+    assert git_info(tmp_path)["dirty"] is False
+    (tmp_path / "benchmark/x.py").write_text("b\n")
+    assert git_info(tmp_path)["dirty"] is True
+
+
 def test_teacher_generations_span_a_resume():
     assert teacher_generations({}, {"generation": 2}) == [2]
     assert teacher_generations({"teacher_generations": [1]}, {"generation": 2}) == [1, 2]

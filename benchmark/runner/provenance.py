@@ -16,7 +16,11 @@ def git_info(cwd: Path | None = None) -> dict:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        # changed tracked files, except the records under results/ and reports/ (a campaign that
+        # commits its results starts each run beside the last one's uncommitted rows): the code
+        # that trained the run is what "dirty" is about
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":(exclude)results", ":(exclude)reports"], cwd=cwd,
                                     capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         sha, dirty = None, None
