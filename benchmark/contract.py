@@ -24,8 +24,8 @@ train, distill).
 manifest.json keys: schema_version, run_id, status (running|complete|diverged|failed),
 git {sha, dirty} (dirty: tracked files outside results/ and reports/ differ from sha; runs
 before 2026-12-01 also counted changed records there), versions {python, torch, ...},
-device, threads, started, ended, resumed (int), lost_wall_s (float), host; a teacher trained again because its teacher.pt
-was missing also has rebuilt {reason, matches_record (bool), recorded_metrics}; a run with a
+device, threads, started, ended, resumed (int), lost_wall_s (float), host; a teacher trained
+again because its teacher.pt was missing also has rebuilt {reason, matches_record (bool), recorded_metrics}; a run with a
 teacher has teacher_generations (the builds of its teacher it learned from; absent in runs
 from before builds were recorded: build 1). Device is "cpu <model> <ISA> (N threads)" or
 "cuda:N <name>" (older runs: "cpu <arch> (N threads)"). Runs from issue 22 on also record
