@@ -183,16 +183,19 @@ def plan(suite_path, data_root, results_dir):
     from rich.table import Table
 
     from .runner.execute import plan as make_plan
+    from .runner.plan import next_attempt, suite_dir
     from .suite import load_suite
 
     suite = load_suite(suite_path, data_root=data_root, check_paths=False)
     items = make_plan(suite, _results_dir(results_dir))
+    sdir = suite_dir(_results_dir(results_dir), suite)
     t = Table(title=f"{suite.name}: {len(items)} items (teachers first)")
     for col in ("kind", "id", "arm", "seed", "depends on", "status"):
         t.add_column(col, overflow="fold")
     for it in items:
+        nxt = next_attempt(sdir / ("teachers" if it.kind == "teacher" else "runs") / it.id, it.status)
         t.add_row(it.kind, it.id, it.arm or "", "" if it.seed is None else str(it.seed), ", ".join(it.deps),
-                  it.status)
+                  f"{it.status}: {nxt}" if nxt else it.status)
     Console().print(t)
 
 

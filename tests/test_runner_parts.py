@@ -237,6 +237,34 @@ def test_git_dirty_is_about_code_not_the_committed_records(tmp_path):
     assert git_info(tmp_path)["dirty"] is True
 
 
+def test_plan_says_whether_an_unfinished_run_resumes_or_restarts(tmp_path, write_suite):
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+    from benchmark.runner.plan import next_attempt
+
+    d = tmp_path / "r"
+    assert next_attempt(d, "pending") == "" and next_attempt(d, "failed") == ""  # nothing written yet
+    d.mkdir()
+    (d / "metrics.jsonl").write_text("{}\n")
+    assert next_attempt(d, "failed") == "restarts from scratch (no checkpoint here)"
+    assert next_attempt(d, "complete") == "" and next_attempt(d, "diverged") == ""
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert next_attempt(d, "running") == "resumes from its checkpoint"
+
+    path = write_suite(tiny_suite_dict(arms={"baseline": {"distill": None}}))
+    (sp,) = run_specs(validate_dict(tiny_suite_dict(arms={"baseline": {"distill": None}})), None, None)
+    rdir = tmp_path / "res" / "tiny" / "runs" / sp["run_id"]
+    rdir.mkdir(parents=True)
+    write_json(rdir / "manifest.json", {"status": "failed"})
+    (rdir / "metrics.jsonl").write_text("{}\n")
+    res = CliRunner().invoke(main, ["plan", str(path), "--results-dir", str(tmp_path / "res")],
+                             env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "failed: restarts from scratch (no checkpoint here)" in res.output
+
+
 def test_teacher_generations_span_a_resume():
     assert teacher_generations({}, {"generation": 2}) == [2]
     assert teacher_generations({"teacher_generations": [1]}, {"generation": 2}) == [1, 2]

@@ -42,6 +42,19 @@ def item_status(path: Path) -> str:
         return "unknown"
 
 
+def next_attempt(path: Path, status: str) -> str:
+    """What rerunning the suite does with an unfinished item (`status` failed, running or
+    unknown) in `path`: resume it from its checkpoint, or restart it from scratch because its
+    rows are here without one (a fresh clone: checkpoints/ is not committed); "" otherwise."""
+    if status in ("pending", "complete", "diverged"):
+        return ""
+    if (path / "checkpoints" / "last.pt").exists():
+        return "resumes from its checkpoint"
+    if (path / "metrics.jsonl").exists():
+        return "restarts from scratch (no checkpoint here)"
+    return ""
+
+
 def teacher_status(path: Path) -> str:
     """item_status, except that a complete teacher whose weights are gone is pending: results keep
     text records and weights stay local, so a fresh clone has teacher.json but no teacher.pt.
