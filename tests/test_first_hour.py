@@ -210,6 +210,15 @@ def test_status_rows_reason_interrupted_superseded_and_new_results(tmp_path):
     row = status_row(root, root / "s" / "runs" / "r4" / "manifest.json", dead)
     assert row[3] == "stopped" and "is gone" in row[5]
     assert status_row(root, root / "s" / "manifest.json", {"status": "complete"}) is None
+    # rows without a checkpoint (a fresh clone of committed results): rerunning restarts it
+    m = root / "s" / "runs" / "r5" / "manifest.json"
+    m.parent.mkdir(parents=True)
+    (m.parent / "metrics.jsonl").write_text("{}\n")
+    assert status_row(root, m, man)[3:] == [
+        "interrupted", "1", "interrupted; no checkpoint here: rerunning the suite restarts it from scratch"]
+    (m.parent / "checkpoints").mkdir()
+    (m.parent / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert status_row(root, m, man)[5] == "interrupted; rerun the suite to resume"
 
 
 def test_status_command_shows_the_reason_column(tmp_path):
