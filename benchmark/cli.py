@@ -240,7 +240,7 @@ def status_row(root: Path, manifest: Path, man: dict) -> list[str] | None:
     status: the manifest's, except that a run stopped by Ctrl-C / SIGTERM (failed with the
     'interrupted' reason) reads 'interrupted', and a 'running' one whose process is gone on
     this host reads 'stopped'; reason: the manifest's reason, first line."""
-    from .runner.plan import next_attempt
+    from .runner.plan import RESTARTS, next_attempt
     from .runner.provenance import host
 
     parts = manifest.relative_to(root).parts[:-1]
@@ -266,7 +266,7 @@ def status_row(root: Path, manifest: Path, man: dict) -> list[str] | None:
                       "suite to resume from the last checkpoint")
         except (PermissionError, ValueError, OverflowError):
             pass  # a process of another user, or an odd pid: leave the status as written
-    if kind in ("run", "teacher") and next_attempt(manifest.parent, str(man.get("status"))).startswith("restarts"):
+    if kind in ("run", "teacher") and next_attempt(manifest.parent, str(man.get("status"))) == RESTARTS:
         # its rows travelled without its checkpoint (a fresh clone): it cannot resume
         reason = "; ".join(x for x in (re.sub(r"; rerun the suite to resume.*$", "", reason),
                                        "no checkpoint here: rerunning the suite restarts it from scratch") if x)

@@ -42,6 +42,10 @@ def item_status(path: Path) -> str:
         return "unknown"
 
 
+RESUMES = "resumes from its checkpoint"
+RESTARTS = "restarts from scratch (no checkpoint here)"
+
+
 def next_attempt(path: Path, status: str) -> str:
     """What rerunning the suite does with an unfinished item (`status` failed, running or
     unknown) in `path`: resume it from its checkpoint, or restart it from scratch because its
@@ -49,9 +53,9 @@ def next_attempt(path: Path, status: str) -> str:
     if status in ("pending", "complete", "diverged"):
         return ""
     if (path / "checkpoints" / "last.pt").exists():
-        return "resumes from its checkpoint"
+        return RESUMES
     if (path / "metrics.jsonl").exists():
-        return "restarts from scratch (no checkpoint here)"
+        return RESTARTS
     return ""
 
 
