@@ -18,6 +18,12 @@ from conftest import tiny_suite_dict
 from benchmark.suite import derive_seeds, validate_dict
 
 W = (0.0, 0.5, 1.0)
+# GOLDEN is bit-exact on the AVX2 machine that recorded it; float32 reductions on an AVX-512
+# host (the same torch build, one thread) differ in the last bits: measured up to 1.5e-6
+# relative (det_logit_kd_beta), most cases ~1e-7. 1e-5 admits that and still fails on a 1%
+# change of one setting (kd's temperature 2.0 -> 2.02 moves the w > 0 values by 5e-5 and 1.3e-4,
+# measured); a wrong ramp, a missing T^2 or an alpha/beta swap moves them by percents.
+REL = 1e-5
 
 _CLS_TRAIN = {"label_smoothing": 0.1}
 CASES = {
@@ -175,7 +181,10 @@ GOLDEN: dict[str, list[tuple[float, float | None]]] = {'det_logit_kd_alpha': [(2
 def test_task_loss_matches_pre_refactor_values(case, monkeypatch, one_thread, tmp_path):
     monkeypatch.setenv("W2S_CACHE", str(tmp_path))
     got = _values(case, monkeypatch)
-    assert got == GOLDEN[case]
+    want = GOLDEN[case]
+    assert [kd is None for _, kd in got] == [kd is None for _, kd in want]
+    flat = [x for pair in got for x in pair if x is not None]
+    assert flat == pytest.approx([x for pair in want for x in pair if x is not None], rel=REL, abs=0.0)
 
 
 if __name__ == "__main__":  # print the table to paste into GOLDEN
