@@ -1,8 +1,9 @@
 """Every registered loss through each task's `loss(model, batch, teacher, w, step)`, at the
 KD weights w in {0, 0.5, 1}, against constants recorded before the loss interface was
-unified: the refactor must reproduce the old formulas (to float rounding, REL below; results/cifar10-cpu was made
-with them), including the ramp (0 < w < 1), the beta and alpha forms, and w = 0 (the teacher
-is not handed over, as the loop does, so the task must not need it).
+unified: the refactor must reproduce the old formulas to float rounding (REL below;
+results/cifar10-cpu was made with them), including the ramp (0 < w < 1), the beta and alpha
+forms, and w = 0 (the teacher is not handed over, as the loop does, so the task must not need
+it).
 
 GOLDEN was produced by the pre-refactor code at commit d804dd3 (`compute_golden()` below,
 one CPU thread). Reference values change only on purpose: regenerate them only when a
@@ -22,7 +23,7 @@ W = (0.0, 0.5, 1.0)
 # host (the same torch build, one thread) differ in the last bits: measured up to 1.5e-6
 # relative (det_logit_kd_beta), most cases ~1e-7. 1e-5 admits that and still fails on a 1%
 # change of one setting (kd's temperature 2.0 -> 2.02 moves the w > 0 values by 5e-5 and 1.3e-4,
-# measured), so any change of a formula's form moves them further than REL admits.
+# measured).
 REL = 1e-5
 
 _CLS_TRAIN = {"label_smoothing": 0.1}
