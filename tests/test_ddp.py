@@ -3,7 +3,9 @@
 within tolerance."""
 
 import json
+import shutil
 import subprocess
+import warnings
 
 import pytest
 import torch
@@ -34,6 +36,29 @@ def _update(results, arm):
     return torch.cat([(final[k].float() - init[k].float()).flatten() for k in keys])
 
 
+def _rank_report(proc) -> str:
+    """What a failed torchrun launch said: every rank's own lines (the rank that failed first
+    is often not the one whose error ends stderr), then the tail."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    ranks = [x for x in lines if x.startswith(("[rank", "error")) or "Error:" in x]
+    return "\n".join(ranks[-60:]) + "\n--- tail ---\n" + proc.stderr[-1500:]
+
+
+def _launch_ddp(suite, results, env):
+    """The 2-process run; one fresh retry if the launch failed, with a warning that carries
+    the first attempt's rank output. Gloo on localhost has rare transport failures: stop 32's
+    CI saw rank 1 exit while rank 0 built DDP ("Connection closed by peer"), the first such
+    failure in this test's CI history; 14 local launches, 10 of them beside a training run,
+    all passed. A second failure still fails the test."""
+    cmd = cli_cmd("run", suite, "--results-dir", results, "--nproc-per-node", "2")
+    multi = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if multi.returncode != 0:
+        warnings.warn(f"2-process launch failed once (retrying from scratch):\n{_rank_report(multi)}", stacklevel=2)
+        shutil.rmtree(results, ignore_errors=True)
+        multi = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert multi.returncode == 0, _rank_report(multi)
+
+
 @pytest.mark.slow
 def test_two_process_gloo_ddp_matches_single_process(tmp_path, cli_env):
     d = tiny_suite_dict(train={"epochs": 2, "eval": {"every_steps": 5, "batch_size": 200}},
@@ -45,9 +70,7 @@ def test_two_process_gloo_ddp_matches_single_process(tmp_path, cli_env):
     single = subprocess.run(cli_cmd("run", suite, "--results-dir", tmp_path / "single"), env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
-    multi = subprocess.run(cli_cmd("run", suite, "--results-dir", tmp_path / "ddp", "--nproc-per-node", "2"),
-                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert multi.returncode == 0, multi.stderr[-3000:]
+    _launch_ddp(suite, tmp_path / "ddp", env)
     for arm in ("baseline", "w2s"):
         a, b = _rows(tmp_path / "single", arm), _rows(tmp_path / "ddp", arm)
         # rank 0 alone wrote: the same evaluations, once each
