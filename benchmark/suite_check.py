@@ -48,15 +48,18 @@ def _loc(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, str) and part.startswith(("function-after", "literal[", "FixedEpoch", "SameAs")):
             continue  # union-branch labels from pydantic, not YAML keys
-        out = join(out, part)
+        out = join(out, "''" if part == "" else part)  # an empty key stays visible in the path
     return out
 
 
-def pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def pydantic_problems(err: ValidationError, prefix: str = "", keys=None) -> list[tuple[str, str]]:
     """A pydantic ValidationError as [(YAML path under `prefix`, message)], one per problem;
-    public so a component's own options model (task_options, ...) reports like the suite."""
+    public so a component's own options model (task_options, ...) reports like the suite.
+    `keys`: keep only the problems under these top-level keys of the validated mapping."""
     out = []
     for e in err.errors():
+        if keys is not None and not (e["loc"] and e["loc"][0] in keys):
+            continue
         loc = _loc(e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
@@ -220,8 +223,8 @@ def _teacher_problems(s: dict, pre: str, teachers: dict, check_paths: bool) -> l
             try:
                 TrainCfg.model_validate(deep_merge(s["train"], t["train"]))
             except ValidationError as e:
-                probs += [(p, m) for p, m in pydantic_problems(e, f"{pre}teachers.{k}.train")
-                          if p.split(f"{pre}teachers.{k}.train.")[-1].split(".")[0] in t["train"]]
+                # only the keys this teacher overrides: the suite's own train reports where it stands
+                probs += pydantic_problems(e, f"{pre}teachers.{k}.train", keys=t["train"])
     return probs
 
 

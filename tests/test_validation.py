@@ -106,3 +106,17 @@ def test_declared_data_options_match_what_the_loaders_read():
 def test_empty_timm_name_is_caught_without_torch():
     p = _problems(tiny_suite_dict(student={"name": "timm:", "kwargs": {}}))
     assert "needs a model name" in p["student.name"]
+
+
+def test_teacher_train_override_problems_keep_their_path_even_for_an_empty_key():
+    # found by test_validate_fuzz: an empty key under teachers.<t>.train passed validation and
+    # failed later, in run_specs, with a bare pydantic error
+    d = tiny_suite_dict(train={"epochs": 2})
+    d["teachers"]["weak"]["train"] = {"": None, "epochs": -1}
+    p = _problems(d)
+    assert p == {"teachers.weak.train.''": "unknown key",
+                 "teachers.weak.train.epochs": "Input should be greater than 0"}
+    # a problem of the suite's own train is reported there, once, not again under the teacher
+    d = tiny_suite_dict(train={"bogus": 1})
+    d["teachers"]["weak"]["train"] = {"epochs": 3}
+    assert set(_problems(d)) == {"train.bogus"}
