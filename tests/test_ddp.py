@@ -48,7 +48,7 @@ def _launch_ddp(suite, results, env):
     """The 2-process run; one fresh retry if the launch failed, with a warning that carries
     the first attempt's rank output. Gloo on localhost has rare transport failures: stop 32's
     CI saw rank 1 exit while rank 0 built DDP ("Connection closed by peer"), the first such
-    failure in this test's CI history; 14 local launches, 10 of them beside a training run,
+    failure in this test's CI history; 16 local launches, 12 of them beside a training run,
     all passed. A second failure still fails the test."""
     cmd = cli_cmd("run", suite, "--results-dir", results, "--nproc-per-node", "2")
     multi = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
