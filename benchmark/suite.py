@@ -34,7 +34,6 @@ from .spec import (  # noqa: F401 - re-exported: benchmark.suite is the public i
 from .suite_check import (  # noqa: F401 - re-exported
     DATA_PATH_CHECK,
     TASK_OPTION_CHECKS,
-    _in_override,
     data_path_problem,
     options_problems,
     pydantic_problems,
@@ -181,9 +180,7 @@ def validate_dict(raw: dict, source: str = "<suite>", *, data_root: str | None =
             arm_settings[arm] = RunSettings.model_validate(merged)
         except ValidationError as e:
             # errors in the suite body are reported once above; here only what the arm set
-            for p, m in pydantic_problems(e):
-                if _in_override(override, p):
-                    problems.append((f"arms.{arm}.{p}", m))
+            problems += pydantic_problems(e, f"arms.{arm}", within=override)
     problems += semantic_problems(raw, merged_arms, check_paths=check_paths)
     if problems:
         raise SuiteError(source, problems)

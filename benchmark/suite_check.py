@@ -29,38 +29,48 @@ from .suite_schema import (
 )
 
 
-def _in_override(override: dict, path: str) -> bool:
-    """Whether a dotted YAML path points into what an arm's override sets."""
+def _within(override: dict, parts) -> bool:
+    """Whether the YAML path `parts` (keys and list indices) points into what an override sets."""
     node: Any = override
-    for part in re.split(r"\.|\[", path):
-        part = part.rstrip("]")
+    for part in parts:
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list) and str(part).isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
             return node is not override and not isinstance(node, (dict, list))
     return True
 
 
-def _loc(loc: tuple) -> str:
+def _in_override(override: dict, path: str) -> bool:
+    """Whether a dotted YAML path points into what an arm's override sets."""
+    return _within(override, [part.rstrip("]") for part in re.split(r"\.|\[", path)])
+
+
+def _loc_parts(loc: tuple) -> list:
+    """pydantic's error location as YAML keys and indices (union-branch labels dropped)."""
+    return [part for part in loc if not (isinstance(part, str) and part.startswith(
+        ("function-after", "literal[", "FixedEpoch", "SameAs")))]
+
+
+def _path(parts: list) -> str:
     out = ""
-    for part in loc:
-        if isinstance(part, str) and part.startswith(("function-after", "literal[", "FixedEpoch", "SameAs")):
-            continue  # union-branch labels from pydantic, not YAML keys
+    for part in parts:
         out = join(out, "''" if part == "" else part)  # an empty key stays visible in the path
     return out
 
 
-def pydantic_problems(err: ValidationError, prefix: str = "", keys=None) -> list[tuple[str, str]]:
+def pydantic_problems(err: ValidationError, prefix: str = "", within: dict | None = None) -> list[tuple[str, str]]:
     """A pydantic ValidationError as [(YAML path under `prefix`, message)], one per problem;
     public so a component's own options model (task_options, ...) reports like the suite.
-    `keys`: keep only the problems under these top-level keys of the validated mapping."""
+    `within`: an override merged into the validated mapping; keep only the problems inside
+    what it sets (matched on pydantic's location, so any key, even an empty one, matches)."""
     out = []
     for e in err.errors():
-        if keys is not None and not (e["loc"] and e["loc"][0] in keys):
+        parts = _loc_parts(e["loc"])
+        if within is not None and not (parts and _within(within, parts)):
             continue
-        loc = _loc(e["loc"])
+        loc = _path(parts)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -224,7 +234,7 @@ def _teacher_problems(s: dict, pre: str, teachers: dict, check_paths: bool) -> l
                 TrainCfg.model_validate(deep_merge(s["train"], t["train"]))
             except ValidationError as e:
                 # only the keys this teacher overrides: the suite's own train reports where it stands
-                probs += pydantic_problems(e, f"{pre}teachers.{k}.train", keys=t["train"])
+                probs += pydantic_problems(e, f"{pre}teachers.{k}.train", within=t["train"])
     return probs
 
 

@@ -120,3 +120,14 @@ def test_teacher_train_override_problems_keep_their_path_even_for_an_empty_key()
     d = tiny_suite_dict(train={"bogus": 1})
     d["teachers"]["weak"]["train"] = {"epochs": 3}
     assert set(_problems(d)) == {"train.bogus"}
+
+
+
+def test_arm_override_problems_keep_their_path_even_for_an_empty_key():
+    # arms and teachers share one filter (pydantic_problems' `within`), on pydantic's location
+    d = tiny_suite_dict(arms={"baseline": {"distill": None}, "w2s": {"": 1, "train": {"": 2, "epochs": -1}}})
+    assert _problems(d) == {"arms.w2s.''": "unknown key", "arms.w2s.train.''": "unknown key",
+                            "arms.w2s.train.epochs": "Input should be greater than 0"}
+    # a body problem is reported once, under the body, even where the arm overrides beside it
+    d = tiny_suite_dict(train={"bogus": 1}, arms={"baseline": {"distill": None}, "w2s": {"train": {"epochs": 3}}})
+    assert set(_problems(d)) == {"train.bogus"}
