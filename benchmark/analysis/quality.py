@@ -132,7 +132,43 @@ def switch_table(suite: SuiteData) -> pd.DataFrame:
         "teacher_holdout",
         "teacher_test",
     ]
-    return pd.DataFrame(rows, columns=cols)
+    return switch_shock(pd.DataFrame(rows, columns=cols), suite.evals, suite.metric)
+
+
+def switch_shock(switch: pd.DataFrame, evals: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The switch table with two columns more (exploratory: how much switching off shakes the
+    curve, against the curve's own movement there). `next_change`: the change of a run's test
+    `metric` from its evaluation at the switch-off epoch to its next test evaluation.
+    `baseline_next_change`: the same change of the baseline run of its seed between the same
+    two epochs. NaN where the run never switched, has no test evaluation at its switch-off or
+    none after it, or the seed has not exactly one baseline run evaluated at both epochs.
+    Epochs are matched after rounding to 9 decimals (one is read back from events.jsonl).
+
+    switch: switch_table's columns (arm, seed, run_id, switch_epoch, ...); evals: the
+    evaluations table (EVAL_COLUMNS)."""
+    test = evals[(evals["split"] == "test") & (evals["metric"] == metric)]
+    curves = {rid: dict(zip(np.round(g["epoch"].to_numpy(float), 9), g["value"].to_numpy(float)))
+              for rid, g in test.groupby("run_id", sort=False)}
+    base_ids = test.loc[test["arm"] == BASELINE, ["seed", "run_id"]].drop_duplicates()
+    counts = base_ids["seed"].value_counts()
+    base = {int(s): curves[rid] for s, rid in base_ids.itertuples(index=False) if counts[s] == 1}
+    own, other = [], []
+    for r in switch.itertuples(index=False):
+        c, a = curves.get(r.run_id, {}), round(float(r.switch_epoch), 9)
+        later = [e for e in c if e > a] if np.isfinite(a) and a in c else []
+        b = min(later) if later else None
+        own.append(c[b] - c[a] if b is not None else np.nan)
+        bc = base.get(int(r.seed), {})
+        other.append(bc[b] - bc[a] if b is not None and a in bc and b in bc else np.nan)
+    return switch.assign(next_change=own, baseline_next_change=other)
+
+
+SHOCK_NOTE = (
+    "Change to the next evaluation (exploratory): the test value's change from a run's "
+    "evaluation at its switch-off to its next one, and in brackets the change of the baseline "
+    "run of the same seed between the same two epochs (how much switching off moves the curve, "
+    "against how much the curve moves there anyway)."
+)
 
 
 RUNS_NOTE = (

@@ -313,7 +313,8 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the switch-off table."""
     m = an.suite.metric
     header = ["Arm", "teacher", f"teacher holdout {m}", f"teacher test {m}", "switched",
-              "median switch epoch", "median switch step", "per seed: epoch (step)"]
+              "median switch epoch", "median switch step", "per seed: epoch (step)",
+              f"per seed: test {m} change to the next evaluation (baseline's)"]
     rows = []
     for arm, g in an.switch.groupby("arm", sort=False):
         e = g["switch_epoch"].astype(float)
@@ -321,6 +322,10 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
             f"{r.seed}: " + ("never" if not np.isfinite(r.switch_epoch)
                               else f"{r.switch_epoch:.4g} ({r.switch_step:.0f})")
             for r in g.itertuples(index=False)
+        )
+        shock = "; ".join(
+            f"{r.seed}: {_signed(r.next_change)} ({_signed(r.baseline_next_change)})"
+            for r in g.itertuples(index=False) if np.isfinite(r.next_change)
         )
         rows.append([
             arm,
@@ -331,8 +336,13 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
             fmt_num(e.median(), 4),
             fmt_num(g["switch_step"].astype(float).median(), 6),
             per,
+            shock or "-",
         ])
     return header, rows
+
+
+def _signed(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:+.4g}"
 
 
 def _num(x, fmt: str) -> str:
