@@ -122,7 +122,6 @@ def test_teacher_train_override_problems_keep_their_path_even_for_an_empty_key()
     assert set(_problems(d)) == {"train.bogus"}
 
 
-
 def test_arm_override_problems_keep_their_path_even_for_an_empty_key():
     # arms and teachers share one filter (pydantic_problems' `within`), on pydantic's location
     d = tiny_suite_dict(arms={"baseline": {"distill": None}, "w2s": {"": 1, "train": {"": 2, "epochs": -1}}})

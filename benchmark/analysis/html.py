@@ -21,7 +21,7 @@ from benchmark.analysis.crossing import UNIT_LABELS
 from benchmark.analysis.figures import PLOT_NOTES, PLOT_TITLES
 from benchmark.analysis.fmt import fmt_num, thr_label
 from benchmark.analysis.html_style import CSS
-from benchmark.analysis.quality import QUALITY_NOTE, RUNS_NOTE, SHOCK_NOTE
+from benchmark.analysis.quality import QUALITY_NOTE, RUNS_NOTE, SWITCH_NOTE
 from benchmark.analysis.speedup import VERDICT_RULE
 from benchmark.analysis.tables import SPEEDUP_COL, HeadlineTable, ReportTables, build_tables
 
@@ -164,10 +164,8 @@ def _quality_table(t: ReportTables) -> str:
 def _switch_table(t: ReportTables) -> str:
     if t.switch is None:
         return '<p class="none">No arm distils.</p>'
-    return _table(t.switch.header, t.switch.rows, table_id="switch", num={2, 3, 4, 5, 6}) + (
-        '<p class="meta">Medians are over runs that switched off; "never" = no switch_off '
-        f"event. {esc(SHOCK_NOTE)}</p>"
-    )
+    return (_table(t.switch.header, t.switch.rows, table_id="switch", num={2, 3, 4, 5, 6})
+            + f'<p class="meta">{esc(SWITCH_NOTE)}</p>')
 
 
 def _health_block(an: SuiteAnalysis) -> str:

@@ -9,7 +9,7 @@ from benchmark import __version__
 from benchmark.analysis.analyze import SuiteAnalysis
 from benchmark.analysis.crossing import UNIT_LABELS
 from benchmark.analysis.figures import FIGURES, PLOT_NOTES
-from benchmark.analysis.quality import QUALITY_NOTE, RUNS_NOTE, SHOCK_NOTE
+from benchmark.analysis.quality import QUALITY_NOTE, RUNS_NOTE, SWITCH_NOTE
 from benchmark.analysis.speedup import VERDICT_RULE
 from benchmark.analysis.tables import ReportTables, Table, build_tables
 
@@ -140,9 +140,7 @@ def _tables_md(an: SuiteAnalysis, t: ReportTables) -> list[str]:
                   table_markdown(t.seeds), ""]
     switch = "_No arm distils._"
     if t.switch is not None:
-        switch = (table_markdown(t.switch) + "\n\n"
-                  + "Medians are over runs that switched off; 'never' = no switch_off event. "
-                  + SHOCK_NOTE)
+        switch = table_markdown(t.switch) + "\n\n" + SWITCH_NOTE
     return lines + [
         "## Final quality",
         "",

@@ -163,7 +163,8 @@ def switch_shock(switch: pd.DataFrame, evals: pd.DataFrame, metric: str) -> pd.D
     return switch.assign(next_change=own, baseline_next_change=other)
 
 
-SHOCK_NOTE = (
+SWITCH_NOTE = (
+    "Medians are over runs that switched off; 'never' = no switch_off event. "
     "Change to the next evaluation (exploratory): the test value's change from a run's "
     "evaluation at its switch-off to its next one, and in brackets the change of the baseline "
     "run of the same seed between the same two epochs (how much switching off moves the curve, "
