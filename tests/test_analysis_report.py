@@ -202,6 +202,10 @@ def test_write_report_files_and_contents(tmp_path):
     assert (sw["teacher_holdout"] == 60.0).all() and (sw["teacher_test"] == 59.0).all()
     tex = (d / "tables.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex
+    # the LaTeX switch row: medians of switch.csv's shock columns, signed
+    kd = sw[sw["arm"] == "kd"]
+    shock = f"{kd.next_change.median():+.4g} ({kd.baseline_next_change.median():+.4g}) \\\\"
+    assert f"kd & 3/3 & 2 & 60 & 59 & {shock}" in tex
     # every headline number is recomputable from crossings.csv
     cr = pd.read_csv(d / "crossings.csv")
     c = cr[(cr["threshold"] == 80.0) & (cr["unit"] == "epochs")]

@@ -18,6 +18,11 @@ def fmt_num(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}" if abs(x) >= 1 else f"{x:.{digits}f}"
 
 
+def fmt_signed(x: float) -> str:
+    """A change with its sign forced and no unit ('+2.1', '-0.35'); 'n/a' if not finite."""
+    return "n/a" if not np.isfinite(x) else f"{x:+.4g}"
+
+
 def fmt_speedup(row, *, ci: bool = True, tex: bool = False) -> str:
     """'>= 2.10x [1.80, 2.40]' style: bound, point, CI (or a note when n < 3)."""
     if not np.isfinite(row.point):

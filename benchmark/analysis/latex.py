@@ -8,7 +8,14 @@ import numpy as np
 from benchmark import __version__
 from benchmark.analysis.analyze import SuiteAnalysis
 from benchmark.analysis.crossing import UNIT_LABELS
-from benchmark.analysis.fmt import distinct, fmt_ci, fmt_delta, fmt_num, fmt_speedup
+from benchmark.analysis.fmt import (
+    distinct,
+    fmt_ci,
+    fmt_delta,
+    fmt_num,
+    fmt_signed,
+    fmt_speedup,
+)
 from benchmark.analysis.speedup import BASELINE
 from benchmark.analysis.tables import cells_by, headline_units, interval_text
 
@@ -94,10 +101,21 @@ def _switch_tex(an: SuiteAnalysis) -> list[str]:
             f"{tex_escape(arm)} & {int(np.isfinite(e).sum())}/{len(g)} & "
             f"{fmt_num(e.median(), 4)} & "
             f"{distinct(g['teacher_holdout'])} & "
-            f"{distinct(g['teacher_test'])} \\\\"
+            f"{distinct(g['teacher_test'])} & "
+            f"{fmt_signed(g['next_change'].median())} "
+            f"({fmt_signed(g['baseline_next_change'].median())}) \\\\"
         )
-    header = "Arm & switched & median epoch & teacher holdout & teacher test \\\\"
-    return _table("lrrrr", header, body, "Switch-off of distillation and teacher quality.")
+    header = (
+        "Arm & switched & median epoch & teacher holdout & teacher test & "
+        "median next change (baseline's) \\\\"
+    )
+    caption = (
+        "Switch-off of distillation and teacher quality. Next change: the test "
+        f"{tex_escape(an.suite.metric)} change from the switch-off evaluation to the next "
+        "(exploratory), median over the runs that switched off, and the same seeds' "
+        "baseline's over the same evaluations."
+    )
+    return _table("lrrrrr", header, body, caption)
 
 
 def render_tex(an: SuiteAnalysis) -> str:

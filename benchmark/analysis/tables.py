@@ -21,7 +21,15 @@ from benchmark.analysis.calibration import (
     too_few,
 )
 from benchmark.analysis.crossing import UNIT_LABELS, UNITS
-from benchmark.analysis.fmt import distinct, fmt_ci, fmt_delta, fmt_num, fmt_speedup, thr_label
+from benchmark.analysis.fmt import (
+    distinct,
+    fmt_ci,
+    fmt_delta,
+    fmt_num,
+    fmt_signed,
+    fmt_speedup,
+    thr_label,
+)
 from benchmark.analysis.load import SuiteData
 from benchmark.analysis.seeds import seeds_note, seeds_table
 from benchmark.analysis.speedup import BASELINE, FEW_SEEDS, NA
@@ -324,7 +332,7 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
             for r in g.itertuples(index=False)
         )
         shock = "; ".join(
-            f"{r.seed}: {_signed(r.next_change)} ({_signed(r.baseline_next_change)})"
+            f"{r.seed}: {fmt_signed(r.next_change)} ({fmt_signed(r.baseline_next_change)})"
             for r in g.itertuples(index=False) if np.isfinite(r.next_change)
         )
         rows.append([
@@ -339,10 +347,6 @@ def switch_rows(an: SuiteAnalysis) -> tuple[list[str], list[list[str]]]:
             shock or "-",
         ])
     return header, rows
-
-
-def _signed(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{x:+.4g}"
 
 
 def _num(x, fmt: str) -> str:
