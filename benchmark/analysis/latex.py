@@ -8,14 +8,7 @@ import numpy as np
 from benchmark import __version__
 from benchmark.analysis.analyze import SuiteAnalysis
 from benchmark.analysis.crossing import UNIT_LABELS
-from benchmark.analysis.fmt import (
-    distinct,
-    fmt_ci,
-    fmt_delta,
-    fmt_num,
-    fmt_signed,
-    fmt_speedup,
-)
+from benchmark.analysis.fmt import distinct, fmt_ci, fmt_delta, fmt_num, fmt_signed, fmt_speedup
 from benchmark.analysis.speedup import BASELINE
 from benchmark.analysis.tables import cells_by, headline_units, interval_text
 
