@@ -1,8 +1,11 @@
 """quality.switch_shock: the change of a run's test curve across its switch-off, against the
 baseline of its seed over the same two evaluations; exact on tiny tables."""
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 
+from benchmark.analysis.latex import _switch_tex
 from benchmark.analysis.quality import switch_shock
 
 
@@ -57,3 +60,16 @@ def test_epochs_match_to_rounding_not_bitwise():
                  ("baseline-s0", 1.2, 42.0, "test", "acc")])
     out = switch_shock(_switch([("w2s-s0", 0.1 * 7)]), ev, "acc")
     assert (out["next_change"].iloc[0], out["baseline_next_change"].iloc[0]) == (-3.0, 2.0)
+
+
+def test_latex_row_gives_medians_and_na_for_an_arm_that_never_switched():
+    sw = pd.DataFrame({
+        "arm": ["a", "a", "a", "b"], "seed": [0, 1, 2, 0],
+        "switch_epoch": [1.0, 2.0, np.nan, np.nan],
+        "teacher_holdout": [60.0] * 4, "teacher_test": [59.0] * 4,
+        "next_change": [-2.0, -3.0, np.nan, np.nan],
+        "baseline_next_change": [1.0, 0.5, np.nan, np.nan],
+    })
+    rows = _switch_tex(SimpleNamespace(switch=sw, suite=SimpleNamespace(metric="accuracy")))
+    assert "a & 2/3 & 1.5 & 60 & 59 & -2.5 (+0.75) \\\\" in rows
+    assert "b & 0/1 & n/a & 60 & 59 & n/a \\\\" in rows

@@ -90,13 +90,16 @@ def _switch_tex(an: SuiteAnalysis) -> list[str]:
     body = []
     for arm, g in an.switch.groupby("arm", sort=False):
         e = g["switch_epoch"].astype(float)
+        shock = g["next_change"].median()
+        shock_cell = "n/a" if not np.isfinite(shock) else (
+            f"{fmt_signed(shock)} ({fmt_signed(g['baseline_next_change'].median())})"
+        )
         body.append(
             f"{tex_escape(arm)} & {int(np.isfinite(e).sum())}/{len(g)} & "
             f"{fmt_num(e.median(), 4)} & "
             f"{distinct(g['teacher_holdout'])} & "
             f"{distinct(g['teacher_test'])} & "
-            f"{fmt_signed(g['next_change'].median())} "
-            f"({fmt_signed(g['baseline_next_change'].median())}) \\\\"
+            f"{shock_cell} \\\\"
         )
     header = (
         "Arm & switched & median epoch & teacher holdout & teacher test & "
