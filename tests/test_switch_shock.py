@@ -1,5 +1,6 @@
 """quality.switch_shock: the change of a run's test curve across its switch-off, against the
-baseline of its seed over the same two evaluations; exact on tiny tables."""
+baseline of its seed over the same two evaluations, and its median in the LaTeX switch table;
+exact on tiny tables."""
 from types import SimpleNamespace
 
 import numpy as np
